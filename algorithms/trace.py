@@ -1,0 +1,281 @@
+"""From a pure phase function to an ONNX graph whose every node carries its scope.
+
+The route (REFERENCE §6; `torch.autograd.grad` cannot be exported directly):
+1. trace the function to an ATen graph with `make_fx` and the core ATen decompositions, while
+   `preserve_node_meta` records each node's `scope(...)` annotation in `node.meta["custom"]`;
+2. `torch.export.export` that GraphModule (the annotations survive) and translate it with the
+   dynamo ONNX exporter;
+3. copy each annotation onto the ONNX node it became (`hwsim.scope`), found through the
+   exporter's `pkg.torch.onnx.fx_node` metadata; nodes the exporter's optimizer created inherit
+   the scope of a consumer, else of a producer;
+4. drop the exporter's bulky per-node metadata and re-emit constant-filled initializers as
+   ConstantOfShape so that all-zero tensors do not bloat the file;
+5. undo the exporter's common-subexpression elimination across tasks (it merges e.g. the
+   transposes of a weight that every task's forward pass computes), so that each node belongs
+   to exactly one task, as it does in the traced program.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+import onnx
+import torch
+import torch._decomp
+import torch.fx.traceback as fx_traceback
+import onnxscript.optimizer
+from onnx import helper, numpy_helper
+from onnxscript import ir
+from torch import Tensor
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from .base import SCOPE_KEY
+
+common_passes = ir.passes.common
+from .phases import PhaseFunction
+
+SCOPE_PROP = "hwsim.scope"
+FALLBACK_SCOPE = "other"
+_FX_NODE_PROP = "pkg.torch.onnx.fx_node"
+_TORCH_PROPS = ("namespace", "class_hierarchy", "stack_trace", "fx_node", "name_scopes")
+_FX_NAME_RE = re.compile(r"^%(\S+) :")
+_TASK_RE = re.compile(r"^task(\d+)/(.*)$")
+
+
+def to_onnx(phase: PhaseFunction, args: Sequence[Tensor]) -> onnx.ModelProto:
+    gm = trace_aten(phase, args)
+    ep = torch.export.export(gm, tuple(args), strict=False)
+    program = torch.onnx.export(ep, dynamo=True, optimize=False, verbose=False,
+                                input_names=list(phase.input_names),
+                                output_names=list(phase.output_names))
+    model = simplify(program.model)
+    attach_scopes(model.graph, _scopes_by_fx_name(ep))
+    collapse_transposes(model.graph)
+    fold_constant_fills(model.graph)
+    split_shared_across_tasks(model.graph)
+    return model
+
+
+def simplify(model: ir.Model) -> onnx.ModelProto:
+    """Constant folding and clean-up, without the exporter's default optimizer.
+
+    That optimizer (`optimize=True`) also runs onnxscript's pattern rewrites, whose `x + 0 -> x`
+    rule matches constants within an absolute tolerance of 1e-8 and so deletes Adam's
+    eps = 1e-8 (0 / (0 + eps) then becomes NaN for dead units). It also merges identical
+    subexpressions of different tasks. Folding alone is exact."""
+    onnxscript.optimizer.fold_constants(model)
+    ir.passes.Sequential(
+        common_passes.RemoveUnusedNodesPass(),
+        common_passes.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        common_passes.DeduplicateInitializersPass(),
+        common_passes.OutputFixPass(),
+        common_passes.NameFixPass(),
+    )(model)
+    return ir.serde.serialize_model(model)
+
+
+def trace_aten(phase: PhaseFunction, args: Sequence[Tensor]) -> torch.fx.GraphModule:
+    with fx_traceback.preserve_node_meta():
+        gm = make_fx(phase.fn, decomposition_table=torch._decomp.core_aten_decompositions())(*args)
+    for node in gm.graph.nodes:
+        # The ONNX translation of aten.full_like rejects the memory_format keyword (TypeError).
+        if node.op == "call_function" and node.target is torch.ops.aten.full_like.default:
+            node.kwargs = {k: v for k, v in node.kwargs.items() if k != "memory_format"}
+    gm.recompile()
+    return gm
+
+
+def _scopes_by_fx_name(ep: torch.export.ExportedProgram) -> dict[str, str]:
+    return {n.name: n.meta["custom"][SCOPE_KEY] for n in ep.graph.nodes
+            if SCOPE_KEY in n.meta.get("custom", {})}
+
+
+def attach_scopes(graph: onnx.GraphProto, scopes: dict[str, str]) -> None:
+    """Write `hwsim.scope` on every node and drop the exporter's per-node torch metadata."""
+    found: list[str | None] = []
+    for node in graph.node:
+        props = {p.key: p.value for p in node.metadata_props}
+        m = _FX_NAME_RE.match(props.get(_FX_NODE_PROP, ""))
+        found.append(scopes.get(m.group(1)) if m else None)
+
+    producer = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(graph.node):
+        for name in n.input:
+            if name:
+                consumers.setdefault(name, []).append(i)
+    # Unattributed nodes take a consumer's scope (a constant belongs to where it is used),
+    # else a producer's; repeat until nothing changes, then fall back to "other".
+    changed = True
+    while changed:
+        changed = False
+        for i, n in enumerate(graph.node):
+            if found[i] is not None:
+                continue
+            near = [found[c] for o in n.output for c in consumers.get(o, [])]
+            near += [found[producer[x]] for x in n.input if x in producer]
+            near = [s for s in near if s is not None]
+            if near:
+                found[i] = near[0]
+                changed = True
+
+    for node, s in zip(graph.node, found):
+        keep = [(p.key, p.value) for p in node.metadata_props
+                if not p.key.startswith("pkg.torch.") and p.key not in _TORCH_PROPS]
+        del node.metadata_props[:]
+        for key, value in keep + [(SCOPE_PROP, s or FALLBACK_SCOPE)]:
+            node.metadata_props.add(key=key, value=value)
+
+
+def collapse_transposes(graph: onnx.GraphProto) -> None:
+    """Fuse each Transpose of a Transpose into one (or none when they cancel out).
+
+    ATen's decompositions transpose a weight for the forward product and transpose it back for
+    the backward one; the exporter's optimizer would have folded these pairs, and a cost model
+    must not charge data movement for them. Exact: only permutations are composed."""
+    producer: dict[str, onnx.NodeProto] = {}
+    replace: dict[str, str] = {}
+    outputs = {o.name for o in graph.output}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in replace:
+                node.input[k] = replace[name]
+        inner = producer.get(node.input[0]) if node.op_type == "Transpose" else None
+        if inner is not None and inner.op_type == "Transpose":
+            p_inner, p_outer = _perm(inner), _perm(node)
+            if p_inner is not None and p_outer is not None:
+                composed = [p_inner[k] for k in p_outer]
+                if composed == sorted(composed) and node.output[0] not in outputs:
+                    replace[node.output[0]] = inner.input[0]
+                else:
+                    node.input[0] = inner.input[0]
+                    _set_perm(node, composed)
+        for o in node.output:
+            producer[o] = node
+    _remove_dead_nodes(graph)
+
+
+def _perm(node: onnx.NodeProto) -> list[int] | None:
+    for a in node.attribute:
+        if a.name == "perm":
+            return list(a.ints)
+    return None  # default: reverse the axes, which needs the rank; leave such nodes alone
+
+
+def _set_perm(node: onnx.NodeProto, perm: list[int]) -> None:
+    for a in node.attribute:
+        if a.name == "perm":
+            del a.ints[:]
+            a.ints.extend(perm)
+
+
+def _remove_dead_nodes(graph: onnx.GraphProto) -> None:
+    used = {o.name for o in graph.output}
+    alive = []
+    for node in reversed(graph.node):
+        if any(o in used for o in node.output if o):
+            alive.append(_copy(node))
+            used.update(i for i in node.input if i)
+    del graph.node[:]
+    graph.node.extend(reversed(alive))
+    names = {i for n in graph.node for i in n.input}
+    kept = [i for i in graph.initializer if i.name in names]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def fold_constant_fills(graph: onnx.GraphProto) -> None:
+    """Replace each floating-point initializer whose elements are all equal (typically zeros
+    the optimizer folded) by a ConstantOfShape node, so the file stores one value instead of
+    the tensor. Integer initializers (shapes, axes, indices) stay literal for the compiler."""
+    consumers_scope: dict[str, str] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers_scope.setdefault(name, _scope_of(n))
+    keep, new_nodes = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.size < 2 or arr.dtype.kind != "f" or not np.all(arr == arr.flat[0]):
+            keep.append(init)
+            continue
+        shape_name = f"{init.name}__shape"
+        keep.append(numpy_helper.from_array(np.array(arr.shape, dtype=np.int64), shape_name))
+        node = helper.make_node(
+            "ConstantOfShape", [shape_name], [init.name], name=f"{init.name}__fill",
+            value=numpy_helper.from_array(arr.reshape(-1)[:1].copy()))
+        node.metadata_props.add(key=SCOPE_PROP, value=consumers_scope.get(init.name, FALLBACK_SCOPE))
+        new_nodes.append(node)
+    if not new_nodes:
+        return
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    old = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(new_nodes + old)
+
+
+def split_shared_across_tasks(graph: onnx.GraphProto) -> None:
+    """Give each task its own copy of a node whose consumers belong to several tasks.
+
+    Walks the nodes in reverse topological order, so a chain of shared nodes is split from its
+    end back to the graph inputs; a copy keeps the node's inner step and part and takes the
+    consuming task's index, and is named `<name>__task<j>` (outputs `<output>__task<j>`)."""
+    nodes = [_copy(n) for n in graph.node]
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in nodes:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    result: list[onnx.NodeProto] = []  # built back to front
+    for node in reversed(nodes):
+        m = _TASK_RE.match(_scope_of(node))
+        clones = []
+        if m is not None:
+            own_task, rest = int(m.group(1)), m.group(2)
+            by_task: dict[int, list[onnx.NodeProto]] = {}
+            for o in node.output:
+                for c in consumers.get(o, []):
+                    cm = _TASK_RE.match(_scope_of(c))
+                    if cm is not None and int(cm.group(1)) != own_task:
+                        users = by_task.setdefault(int(cm.group(1)), [])
+                        if all(u is not c for u in users):
+                            users.append(c)
+            for task in sorted(by_task):
+                clone = _copy(node)
+                clone.name = f"{node.name}__task{task}"
+                rename = {o: f"{o}__task{task}" for o in node.output if o}
+                del clone.output[:]
+                clone.output.extend(rename.get(o, o) for o in node.output)
+                _set_scope(clone, f"task{task}/{rest}")
+                for c in by_task[task]:
+                    for k, name in enumerate(c.input):
+                        if name in rename:
+                            consumers[name] = [u for u in consumers[name] if u is not c]
+                            c.input[k] = rename[name]
+                            consumers.setdefault(rename[name], []).append(c)
+                for name in clone.input:
+                    consumers.setdefault(name, []).append(clone)
+                clones.append(clone)
+        result.extend(reversed(clones))
+        result.append(node)
+    del graph.node[:]
+    graph.node.extend(reversed(result))
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    clone = onnx.NodeProto()
+    clone.CopyFrom(node)
+    return clone
+
+
+def _scope_of(node: onnx.NodeProto) -> str:
+    return next((p.value for p in node.metadata_props if p.key == SCOPE_PROP), FALLBACK_SCOPE)
+
+
+def _set_scope(node: onnx.NodeProto, scope: str) -> None:
+    for p in node.metadata_props:
+        if p.key == SCOPE_PROP:
+            p.value = scope
+            return
+    node.metadata_props.add(key=SCOPE_PROP, value=scope)

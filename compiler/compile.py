@@ -1,0 +1,40 @@
+"""The compiler's stages, written out in one place: ONNX -> IR -> passes -> workloads -> Program."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import onnx
+
+from hwsim.config import NPU
+from hwsim.program import Program
+
+from .frontend import load_graph
+from .ir import Graph
+from .lowering.npu import lower_npu
+from .passes import run_pipeline
+from .workload import Workload, graph_workloads
+
+
+@dataclass
+class Compiled:
+    graph: Graph
+    workloads: dict[str, Workload]
+    program: Program
+
+    @property
+    def macs(self) -> int:
+        return sum(w.macs for w in self.workloads.values())
+
+
+def compile_graph(graph: Graph, hw: NPU) -> Compiled:
+    graph = run_pipeline(graph)
+    workloads = graph_workloads(graph)
+    return Compiled(graph, workloads, lower_npu(graph, workloads, hw))
+
+
+def compile_model(source: str | Path | onnx.ModelProto, hw: NPU,
+                  dims: Mapping[str, int] | None = None) -> Compiled:
+    return compile_graph(load_graph(source, dims=dict(dims or {})), hw)

@@ -1,0 +1,168 @@
+"""The compiler's intermediate representation: a static-shape dataflow graph.
+
+An IR `Graph` is what every compiler pass reads and returns. It is built from ONNX by
+`compiler.frontend.load_graph` and is deliberately small:
+
+* `Tensor` — a named value with a static shape, an element type and a role
+  (input / parameter / activation / gradient / constant / output).
+* `Node` — one operator: ONNX op type, attributes, input and output tensor names, and the
+  `Scope` it came from (task, inner step, part of the meta-learning step).
+* `Graph` — tensors by name, nodes in topological order, graph inputs/outputs, and the
+  exported phase's metadata (algorithm, phase, way, shot, inner_steps, ...).
+
+A dimension that cannot be resolved to an integer is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterable, Iterator, Mapping
+
+
+class Role(str, Enum):
+    INPUT = "input"
+    PARAMETER = "parameter"
+    ACTIVATION = "activation"
+    GRADIENT = "gradient"
+    CONSTANT = "constant"
+    OUTPUT = "output"
+
+
+# Bytes per element of the ONNX element types the compiler accepts.
+DTYPE_BYTES: Mapping[str, int] = {
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
+    "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
+}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: Role
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * DTYPE_BYTES[self.dtype]
+
+
+# Parts of a meta-learning step that a node can belong to. The exporter writes a scope string
+# such as "task3/inner1/backward" on every node; `Scope.parse` reads it back.
+PARTS = (
+    "forward",        # inference / support forward pass
+    "loss",           # loss of an inner step
+    "backward",       # gradient of an inner-step loss
+    "update",         # inner-loop (fast-weight) update
+    "query",          # query forward pass and loss after adaptation
+    "meta_grad",      # gradient of the query loss w.r.t. the meta-parameters
+    "meta_reduce",    # reduction of task meta-gradients over the meta-batch
+    "outer_update",   # optimizer update of the meta-parameters
+    "other",          # anything the exporter could not attribute more precisely
+)
+
+_SCOPE_RE = re.compile(r"^(?:task(?P<task>\d+)/)?(?:inner(?P<step>\d+)/)?(?P<part>[a-z_]+)$")
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """Where a node belongs in the meta-learning step. `task`/`inner_step` are None when the
+    node is shared by all tasks (outer update) or outside the inner loop (query, meta-grad)."""
+
+    part: str = "other"
+    task: int | None = None
+    inner_step: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.part not in PARTS:
+            raise ValueError(f"unknown scope part {self.part!r}; allowed: {', '.join(PARTS)}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Scope":
+        m = _SCOPE_RE.match(text.strip())
+        if not m or m["part"] not in PARTS:
+            raise ValueError(f"malformed scope {text!r}; expected [taskJ/][innerI/]PART with PART in {PARTS}")
+        return cls(
+            part=m["part"],
+            task=int(m["task"]) if m["task"] is not None else None,
+            inner_step=int(m["step"]) if m["step"] is not None else None,
+        )
+
+    def __str__(self) -> str:
+        s = self.part
+        if self.inner_step is not None:
+            s = f"inner{self.inner_step}/{s}"
+        if self.task is not None:
+            s = f"task{self.task}/{s}"
+        return s
+
+    @property
+    def phase_part(self) -> str:
+        """Label used for per-phase breakdowns: 'inner1/backward', 'query', 'outer_update'."""
+        return self.part if self.inner_step is None else f"inner{self.inner_step}/{self.part}"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op_type: str
+    inputs: tuple[str, ...]    # "" for an omitted optional input, as in ONNX
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    scope: Scope = Scope()
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list[Node]
+    tensors: dict[str, Tensor]
+    inputs: list[str]
+    outputs: list[str]
+    metadata: dict[str, str] = field(default_factory=dict)
+    # Values of small constant tensors (shapes, axes, scalars) that rules may need.
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def tensor(self, name: str) -> Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise KeyError(f"graph {self.name!r} has no tensor {name!r}") from None
+
+    def in_tensors(self, node: Node) -> list[Tensor]:
+        return [self.tensors[n] for n in node.inputs if n]
+
+    def out_tensors(self, node: Node) -> list[Tensor]:
+        return [self.tensors[n] for n in node.outputs if n]
+
+    def producers(self) -> dict[str, Node]:
+        return {o: n for n in self.nodes for o in n.outputs if o}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        out: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    out.setdefault(i, []).append(n)
+        return out
+
+    def op_types(self) -> set[str]:
+        return {n.op_type for n in self.nodes}
+
+    def with_nodes(self, nodes: Iterable[Node]) -> "Graph":
+        """A copy with another node list (passes are Graph -> Graph and never mutate)."""
+        return Graph(self.name, list(nodes), dict(self.tensors), list(self.inputs),
+                     list(self.outputs), dict(self.metadata), dict(self.constants))

@@ -1,0 +1,130 @@
+"""Graph -> Graph passes. Each pass is a pure function (it returns a new Graph and never mutates
+its argument); the pipeline is written out once, in `PIPELINE`, and `run_pipeline` applies it
+and checks the result.
+
+* `eliminate_dead_nodes` — drop nodes none of whose outputs reaches a graph output.
+* `fold_constants_metadata` — drop nodes whose every output value is already known at compile
+  time (`Graph.constants`: shapes, axes, scalars computed by Shape/Gather/Concat/... chains).
+  Their outputs become CONSTANT tensors without producers, like initializers.
+* `remove_identities` — drop zero-cost view nodes (Identity, inference Dropout, and any view
+  whose output has the input's shape and dtype), rewiring consumers to the view's input. A view
+  that changes the shape (a real Reshape) stays: rewiring would give its consumers operands of
+  the wrong shape. A view whose output is a graph output stays too (the name is the contract).
+* `check_graph` — asserts topological order and that every tensor read is produced by an
+  earlier node or is a graph input, parameter or constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .ir import Graph, Role, Tensor
+
+# Ops that only re-index a buffer (zero cost); see compiler/ops/data_movement.py.
+VIEW_OPS = frozenset({"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+_SOURCE_ROLES = (Role.INPUT, Role.PARAMETER, Role.CONSTANT)
+
+
+def eliminate_dead_nodes(graph: Graph) -> Graph:
+    live = set(graph.outputs)
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(o in live for o in node.outputs if o):
+            kept.append(node)
+            live.update(i for i in node.inputs if i)
+    kept.reverse()
+    return _prune_tensors(graph.with_nodes(kept))
+
+
+def fold_constants_metadata(graph: Graph) -> Graph:
+    outputs = set(graph.outputs)
+    kept, folded = [], []
+    for node in graph.nodes:
+        outs = [o for o in node.outputs if o]
+        if outs and all(o in graph.constants and o not in outputs for o in outs):
+            folded.extend(outs)
+        else:
+            kept.append(node)
+    g = graph.with_nodes(kept)
+    for name in folded:
+        g.tensors[name] = replace(g.tensors[name], role=Role.CONSTANT)
+    return _prune_tensors(g)
+
+
+def remove_identities(graph: Graph) -> Graph:
+    outputs = set(graph.outputs)
+    alias: dict[str, str] = {}
+    kept = []
+    for node in graph.nodes:
+        data = [i for i in node.inputs if i]
+        outs = [o for o in node.outputs if o]
+        if (node.op_type in VIEW_OPS and len(outs) == 1 and data and outs[0] not in outputs
+                and _is_inference_dropout(graph, node)):
+            src = alias.get(data[0], data[0])
+            a, b = graph.tensor(src), graph.tensor(outs[0])
+            if a.shape == b.shape and a.dtype == b.dtype:
+                alias[outs[0]] = src
+                continue
+        kept.append(node.__class__(node.name, node.op_type,
+                                   tuple(alias.get(i, i) for i in node.inputs), node.outputs,
+                                   node.attrs, node.scope) if any(i in alias for i in node.inputs)
+                    else node)
+    return _prune_tensors(graph.with_nodes(kept))
+
+
+def _is_inference_dropout(graph: Graph, node) -> bool:
+    if node.op_type != "Dropout":
+        return True
+    flag = node.inputs[2] if len(node.inputs) > 2 else ""
+    return not flag or (flag in graph.constants and not bool(graph.constants[flag]))
+
+
+def check_graph(graph: Graph) -> Graph:
+    """Raises AssertionError if the graph is not a valid IR graph; returns it unchanged."""
+    available = {n for n in graph.inputs}
+    available |= {t.name for t in graph.tensors.values()
+                  if t.role in (Role.PARAMETER, Role.CONSTANT)}
+    produced: set[str] = set()
+    names: set[str] = set()
+    for node in graph.nodes:
+        assert node.name not in names, f"duplicate node name {node.name!r}"
+        names.add(node.name)
+        for i in node.inputs:
+            if not i:
+                continue
+            assert i in graph.tensors, f"node {node.name!r} reads unknown tensor {i!r}"
+            assert i in produced or i in available, \
+                f"node {node.name!r} reads {i!r} before it is produced (not topological)"
+        for o in node.outputs:
+            if o:
+                assert o in graph.tensors, f"node {node.name!r} writes unknown tensor {o!r}"
+                assert o not in produced, f"tensor {o!r} produced twice"
+                produced.add(o)
+    for name in graph.inputs:
+        assert name in graph.tensors, f"graph input {name!r} has no tensor"
+    for name in graph.outputs:
+        assert name in produced or name in available, f"graph output {name!r} is never produced"
+    for t in graph.tensors.values():
+        assert t.name in produced or t.role in _SOURCE_ROLES or t.name in graph.outputs, \
+            f"tensor {t.name!r} ({t.role.value}) has no producer and is not an input/initializer"
+    return graph
+
+
+PIPELINE = (eliminate_dead_nodes, fold_constants_metadata, remove_identities, eliminate_dead_nodes)
+
+
+def run_pipeline(graph: Graph) -> Graph:
+    check_graph(graph)
+    for step in PIPELINE:
+        graph = step(graph)
+    return check_graph(graph)
+
+
+def _prune_tensors(graph: Graph) -> Graph:
+    """Keep only tensors still read or written by a node, or named as graph inputs/outputs."""
+    used = set(graph.inputs) | set(graph.outputs)
+    for n in graph.nodes:
+        used.update(x for x in n.inputs + n.outputs if x)
+    tensors: dict[str, Tensor] = {k: v for k, v in graph.tensors.items() if k in used}
+    return Graph(graph.name, graph.nodes, tensors, list(graph.inputs), list(graph.outputs),
+                 dict(graph.metadata), {k: v for k, v in graph.constants.items() if k in used})

@@ -1,0 +1,97 @@
+"""`Program`: the contract between the compiler and the engine.
+
+A Program is a DAG of hardware tasks on named resources. The engine runs it and knows nothing
+else: not ONNX, not the hardware kind. Everything a task costs is decided by the lowering:
+
+* a COMPUTE task occupies its unit for `cycles` (a closed form per tile, memoised upstream);
+* a TRANSFER task moves `bytes` along a path of resources; its duration is the largest
+  per-resource latency plus bytes / the narrowest bandwidth on the path, and it holds every
+  resource of the path while it runs (that is how DRAM and link contention arise);
+* a RECONFIG task loads `bytes` of configuration through a configuration port (a transfer
+  whose path is the port) and blocks the fabric resources listed after the port.
+
+Time is counted in cycles of `Program.clock_hz`. Tasks carry the action counts they cause
+(`mac.float32`, `sram.read`, `dram.write`, ...), in the units the energy table prices, and
+the memory they allocate at start and free at end, per memory level, for peak tracking.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Mapping
+
+
+class TaskKind(str, Enum):
+    COMPUTE = "compute"
+    TRANSFER = "transfer"
+    RECONFIG = "reconfig"
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """A unit, a DMA engine, a memory channel or a link. `capacity` tasks may hold it at once.
+    `bytes_per_cycle` and `latency_cycles` apply to transfers through it (None: not a link)."""
+
+    name: str
+    capacity: int = 1
+    bytes_per_cycle: float | None = None
+    latency_cycles: float = 0.0
+    component: str = ""   # energy/utilization grouping, e.g. "array", "vector", "dram"
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"resource {self.name}: capacity must be >= 1")
+        if self.bytes_per_cycle is not None and self.bytes_per_cycle <= 0:
+            raise ValueError(f"resource {self.name}: bytes_per_cycle must be > 0")
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    kind: TaskKind
+    name: str
+    resources: tuple[str, ...]           # first one is the unit the task is reported on
+    deps: tuple[int, ...] = ()
+    cycles: float = 0.0                  # COMPUTE: busy cycles on the unit
+    bytes: int = 0                       # TRANSFER / RECONFIG: bytes moved
+    actions: Mapping[str, float] = field(default_factory=dict)
+    mem_alloc: Mapping[str, int] = field(default_factory=dict)  # level -> bytes, at start
+    mem_free: Mapping[str, int] = field(default_factory=dict)   # level -> bytes, at end
+    scope: str = "other"                 # compiler.ir.Scope string of the IR nodes
+    op_type: str = ""                    # ONNX op type (or "dma", "reconfig")
+    nodes: tuple[str, ...] = ()          # IR node names the task came from
+
+
+@dataclass
+class Program:
+    name: str
+    target: str                          # hardware config name
+    clock_hz: float
+    resources: dict[str, ResourceSpec]
+    tasks: list[Task]
+    metadata: dict[str, str] = field(default_factory=dict)
+    not_modelled: list[str] = field(default_factory=list)  # honest limits of this lowering
+
+    def validate(self) -> None:
+        """Dependencies point backwards (the list is topological) and resources exist."""
+        seen: set[int] = set()
+        for i, t in enumerate(self.tasks):
+            if t.id != i:
+                raise ValueError(f"task ids must be 0..n-1 in order; task {i} has id {t.id}")
+            for d in t.deps:
+                if d not in seen:
+                    raise ValueError(f"task {t.id} ({t.name}) depends on {d}, which is not earlier")
+            for r in t.resources:
+                if r not in self.resources:
+                    raise ValueError(f"task {t.id} ({t.name}) uses unknown resource {r!r}")
+            if t.kind is not TaskKind.COMPUTE:
+                path = [self.resources[r] for r in t.resources]
+                if not any(p.bytes_per_cycle for p in path):
+                    raise ValueError(f"transfer task {t.id} ({t.name}) has no link with a bandwidth")
+            seen.add(t.id)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, default=lambda o: o.value if isinstance(o, Enum) else str(o), indent=1)

@@ -1,0 +1,221 @@
+"""`SimResult`: what the engine hands to reports and to design-space exploration.
+
+It keeps *action counts* (per action, op type and scope) apart from their prices, so a result
+can be re-priced with another energy table without re-simulating (`repriced`). Everything
+converts to plain dicts / JSON and to pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .energy import Price, action_price, component_of
+
+if TYPE_CHECKING:  # pandas is imported lazily: the engine does not need it
+    import pandas as pd
+
+    from .program import Program
+
+_TASK_PREFIX = re.compile(r"^task\d+/")
+
+
+def phase_part(scope: str) -> str:
+    """'task3/inner1/backward' -> 'inner1/backward' (the per-phase breakdown key)."""
+    return _TASK_PREFIX.sub("", scope)
+
+
+def task_of(scope: str) -> int | None:
+    m = re.match(r"^task(\d+)/", scope)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    action: str      # e.g. "mac.float32", "dram.read"
+    op_type: str
+    scope: str
+    count: float
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: int
+    name: str
+    kind: str
+    unit: str
+    ready: float     # dependencies satisfied
+    start: float     # resources acquired
+    end: float
+    scope: str
+    op_type: str
+
+
+@dataclass
+class SimResult:
+    program: str
+    target: str
+    clock_hz: float
+    cycles: float
+    actions: list[ActionRow]
+    timeline: list[TaskRecord]
+    busy: dict[str, float]                 # unit -> busy cycles
+    peak_memory: dict[str, int]            # level -> bytes
+    memory_trace: dict[str, list[tuple[float, int]]]
+    static_power_mw: float
+    prices: dict[str, Price]               # the energy table used
+    metadata: dict[str, str] = field(default_factory=dict)
+    not_modelled: list[str] = field(default_factory=list)
+    unit_capacity: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, *, program: "Program", cycles: float, actions, timeline, busy, peak_memory,
+              memory_trace, static_power_mw: float, energy_table) -> "SimResult":
+        return cls(program=program.name, target=program.target, clock_hz=program.clock_hz,
+                   cycles=cycles, actions=actions, timeline=timeline, busy=busy,
+                   peak_memory=peak_memory, memory_trace=memory_trace,
+                   static_power_mw=static_power_mw, prices=dict(energy_table or {}),
+                   metadata=dict(program.metadata), not_modelled=list(program.not_modelled),
+                   unit_capacity={n: r.capacity for n, r in program.resources.items()})
+
+    # ---- latency -----------------------------------------------------------------------------
+    @property
+    def seconds(self) -> float:
+        return self.cycles / self.clock_hz
+
+    def utilization(self) -> dict[str, float]:
+        """Busy fraction of each unit over the whole run (capacity-normalised)."""
+        if self.cycles <= 0:
+            return {u: 0.0 for u in self.busy}
+        return {u: b / (self.cycles * self.unit_capacity.get(u, 1)) for u, b in self.busy.items()}
+
+    # ---- action counts -----------------------------------------------------------------------
+    def action_totals(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for r in self.actions:
+            out[r.action] += r.count
+        return dict(sorted(out.items()))
+
+    @property
+    def macs(self) -> float:
+        return sum(c for a, c in self.action_totals().items() if a.startswith("mac."))
+
+    def traffic(self) -> dict[str, float]:
+        """Bytes read and written per memory level: {'dram.read': ..., 'sram.write': ...}."""
+        return {a: c for a, c in self.action_totals().items()
+                if a.split(".")[0] in ("dram", "sram", "noc")}
+
+    # ---- energy --------------------------------------------------------------------------------
+    def _energy_rows(self) -> list[tuple[ActionRow, float]]:
+        return [(r, r.count * action_price(r.action, self.prices).pj) for r in self.actions]
+
+    @property
+    def static_energy_pj(self) -> float:
+        return self.static_power_mw * 1e-3 * self.seconds * 1e12
+
+    @property
+    def energy_pj(self) -> float:
+        return sum(e for _, e in self._energy_rows()) + self.static_energy_pj
+
+    def energy_by_component(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for r, e in self._energy_rows():
+            out[component_of(r.action)] += e
+        out["static"] += self.static_energy_pj
+        return dict(out)
+
+    def energy_by_op_type(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for r, e in self._energy_rows():
+            out[r.op_type] += e
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def energy_by_phase(self) -> dict[str, float]:
+        """Dynamic energy per phase part (inner step / part, query, meta_grad, outer_update);
+        static energy is not split."""
+        out: dict[str, float] = defaultdict(float)
+        for r, e in self._energy_rows():
+            out[phase_part(r.scope)] += e
+        return dict(out)
+
+    def repriced(self, prices: Mapping[str, Price], static_power_mw: float | None = None) -> "SimResult":
+        """The same simulation priced with another energy table (no re-simulation)."""
+        d = dict(self.__dict__)
+        d["prices"] = dict(prices)
+        if static_power_mw is not None:
+            d["static_power_mw"] = static_power_mw
+        return SimResult(**d)
+
+    # ---- per-phase latency ---------------------------------------------------------------------
+    def phase_breakdown(self) -> list[dict[str, Any]]:
+        """Per phase part: busy cycles of compute and transfer tasks, the span from its first
+        start to its last end, MACs, DRAM bytes and dynamic energy."""
+        spans: dict[str, list[float]] = {}
+        compute: dict[str, float] = defaultdict(float)
+        transfer: dict[str, float] = defaultdict(float)
+        for r in self.timeline:
+            p = phase_part(r.scope)
+            lo_hi = spans.setdefault(p, [r.start, r.end])
+            lo_hi[0], lo_hi[1] = min(lo_hi[0], r.start), max(lo_hi[1], r.end)
+            (compute if r.kind == "compute" else transfer)[p] += r.end - r.start
+        macs: dict[str, float] = defaultdict(float)
+        dram: dict[str, float] = defaultdict(float)
+        for r in self.actions:
+            p = phase_part(r.scope)
+            if r.action.startswith("mac."):
+                macs[p] += r.count
+            elif r.action.startswith("dram."):
+                dram[p] += r.count
+        energy = self.energy_by_phase()
+        rows = []
+        for p, (lo, hi) in sorted(spans.items(), key=lambda kv: (kv[1][0], kv[0])):
+            rows.append({"phase_part": p, "first_start": lo, "span_cycles": hi - lo,
+                         "compute_busy_cycles": compute[p], "transfer_busy_cycles": transfer[p],
+                         "macs": macs[p], "dram_bytes": dram[p], "energy_pj": energy.get(p, 0.0)})
+        return rows
+
+    # ---- conversions ---------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        t = self.traffic()
+        return {
+            "program": self.program, "target": self.target,
+            "cycles": self.cycles, "seconds": self.seconds,
+            "macs": self.macs,
+            "energy_pj": self.energy_pj,
+            "energy_by_component_pj": self.energy_by_component(),
+            "dram_read_bytes": t.get("dram.read", 0.0), "dram_write_bytes": t.get("dram.write", 0.0),
+            "sram_read_bytes": t.get("sram.read", 0.0), "sram_write_bytes": t.get("sram.write", 0.0),
+            "peak_memory_bytes": self.peak_memory,
+            "utilization": self.utilization(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = self.summary()
+        d["phase_breakdown"] = self.phase_breakdown()
+        d["energy_by_op_type_pj"] = self.energy_by_op_type()
+        return d
+
+    def to_json(self, *, timeline: bool = True) -> str:
+        d = self.to_dict()
+        if not timeline:
+            d.pop("timeline")
+            d.pop("memory_trace")
+        return json.dumps(d, indent=1, sort_keys=True)
+
+    def actions_frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        df = pd.DataFrame([asdict(r) for r in self.actions])
+        if not df.empty:
+            df["phase_part"] = df["scope"].map(phase_part)
+            df["energy_pj"] = [r.count * action_price(r.action, self.prices).pj for r in self.actions]
+        return df
+
+    def timeline_frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame([asdict(r) for r in self.timeline])

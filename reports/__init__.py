@@ -1,0 +1,1 @@
+"""Turning SimResults into tables, Markdown/CSV reports and traces. Reads results only."""

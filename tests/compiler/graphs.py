@@ -1,0 +1,57 @@
+"""Hand-built ONNX models for the compiler tests (onnx.helper, fixed seeds)."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "compiler"
+
+
+def one_node(op: str, inputs: dict[str, tuple], output_shapes: dict[str, tuple] | None = None,
+             inits: dict[str, np.ndarray] | None = None, dtype=TensorProto.FLOAT, **attrs):
+    """A model with a single `op` node; `inputs` maps graph inputs to shapes, `inits` are
+    initializers given as node inputs after the graph inputs (in dict order)."""
+    inits = inits or {}
+    names = list(inputs) + list(inits)
+    outs = list(output_shapes or {"y": None})
+    node = helper.make_node(op, names, outs, name="n0", **attrs)
+    graph = helper.make_graph(
+        [node], op,
+        [helper.make_tensor_value_info(k, dtype, v) for k, v in inputs.items()],
+        [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def conv4_hand(batch: int | str = 1, way: int = 5, reshape: bool = False):
+    """Conv4-64: 4 x [Conv 3x3 pad 1, BatchNormalization, Relu, MaxPool 2] + Flatten/Reshape + Gemm."""
+    rng = np.random.default_rng(0)
+    nodes, inits, x, c = [], [], "x", 1
+    for i in range(4):
+        w = rng.standard_normal((64, c, 3, 3)).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"),
+                  numpy_helper.from_array(np.zeros(64, np.float32), f"b{i}")]
+        for k, v in (("g", 1.0), ("beta", 0.0), ("mean", 0.0), ("var", 1.0)):
+            inits.append(numpy_helper.from_array(np.full(64, v, np.float32), f"{k}{i}"))
+        nodes += [
+            helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1],
+                             kernel_shape=[3, 3]),
+            helper.make_node("BatchNormalization", [f"c{i}", f"g{i}", f"beta{i}", f"mean{i}", f"var{i}"],
+                             [f"bn{i}"]),
+            helper.make_node("Relu", [f"bn{i}"], [f"r{i}"]),
+            helper.make_node("MaxPool", [f"r{i}"], [f"p{i}"], kernel_shape=[2, 2], strides=[2, 2]),
+        ]
+        x, c = f"p{i}", 64
+    if reshape:
+        inits.append(numpy_helper.from_array(np.array([-1, 64], np.int64), "flat_shape"))
+        nodes.append(helper.make_node("Reshape", [x, "flat_shape"], ["flat"]))
+    else:
+        nodes.append(helper.make_node("Flatten", [x], ["flat"]))
+    inits += [numpy_helper.from_array(rng.standard_normal((way, 64)).astype(np.float32), "fc_w"),
+              numpy_helper.from_array(np.zeros(way, np.float32), "fc_b")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1))
+    graph = helper.make_graph(
+        nodes, "conv4", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
