@@ -18,6 +18,7 @@ so that tracing and export treat all of them alike.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator, NamedTuple
 
@@ -46,7 +47,7 @@ class TaskBatch(NamedTuple):
 
 # ---------------------------------------------------------------- scopes
 
-_scope_stack: list[str] = []
+_scope_path: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("hwsim_scope", default=())
 
 
 @contextlib.contextmanager
@@ -56,12 +57,13 @@ def scope(*parts: str) -> Iterator[None]:
     Nested calls join with "/", so `scope("task3")` around `scope("inner1", "backward")` yields
     "task3/inner1/backward". Outside tracing this only sets a dict entry, so eager code pays
     nothing measurable for it."""
-    _scope_stack.extend(parts)
+    path = _scope_path.get() + parts
+    token = _scope_path.set(path)
     try:
-        with fx_traceback.annotate({SCOPE_KEY: "/".join(_scope_stack)}):
+        with fx_traceback.annotate({SCOPE_KEY: "/".join(path)}):
             yield
     finally:
-        del _scope_stack[-len(parts):]
+        _scope_path.reset(token)
 
 
 # ---------------------------------------------------------------- outer optimizer

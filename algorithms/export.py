@@ -73,6 +73,7 @@ class PhaseSpec:
             raise SpecError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.inner_lr, (int, float)) or not 0 < self.inner_lr < float("inf"):
             raise SpecError(f"inner_lr must be a positive finite number, got {self.inner_lr!r}")
+        object.__setattr__(self, "inner_lr", float(self.inner_lr))  # 1 and 1.0: one cache key
 
     @property
     def first_order(self) -> bool:

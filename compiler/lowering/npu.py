@@ -175,9 +175,13 @@ class _Builder:
 
     # ---- on-chip residency ---------------------------------------------------------------------
     def _make_room(self, core: _Core, nbytes: int, pinned: set[str], scope: str) -> list[int]:
-        """Evict LRU tensors (not pinned) until `nbytes` fit. Returns the tasks the new
-        allocation must wait for: spills of live tensors, and the last reader of a clean one
-        (whose space is released when that reader ends: no write-after-read hazard)."""
+        """Evict LRU tensors (not pinned) until `nbytes` fit, then return the tasks the new
+        allocation must wait for so that the space really is free when it starts.
+
+        Evicted space is released in the simulation only when a task ends: a live tensor's
+        spill, or the last reader of a clean one (no write-after-read hazard). Such space and
+        every other release still in flight sits in `core.pending`; the allocation waits for
+        the oldest releases until what it needs is covered, and leaves any remainder pending."""
         waits = []
         for name in list(core.resident):
             if core.used + nbytes <= self.capacity:
@@ -197,15 +201,17 @@ class _Builder:
                 last = core.last_reader.pop(name, producer)
                 t = self.tasks[last]
                 self.tasks[last] = replace(t, mem_free={"sram": t.mem_free.get("sram", 0) + size})
-                waits.append(last)
+                core.pending.append((last, size))
         if core.used + nbytes > self.capacity:
             raise LoweringError(f"SRAM of {self.capacity} bytes on core {core.index} cannot hold "
                                 f"the {nbytes} bytes one node needs at once")
-        in_flight = sum(b for _, b in core.pending)
-        while core.pending and core.used + in_flight + nbytes > self.capacity:
+        short = core.used + sum(b for _, b in core.pending) + nbytes - self.capacity
+        while short > 0:
             tid, b = core.pending.pop(0)
             waits.append(tid)
-            in_flight -= b
+            if b > short:   # only part of this release is needed: the rest stays pending
+                core.pending.insert(0, (tid, b - short))
+            short -= b
         return waits
 
     def _bring(self, core: _Core, name: str, pinned: set[str], scope: str, window: int | None,
@@ -301,7 +307,7 @@ class _Builder:
             part = _share(load, tiles, k)
             gate = window if k < 2 else computes[k - 2]   # two tile buffers
             ld = self._transfer(core.index, f"stream-in {node.name} [{k + 1}/{tiles}]", part,
-                                (*in_deps, gate, *(room if k == 0 else ())), scope, to_chip=True,
+                                (*in_deps, gate, *(room if k < 2 else ())), scope, to_chip=True,
                                 alloc=min(part, stage))
             out_part = _share(out_bytes, tiles, k)
             c = self._add(kind=TaskKind.COMPUTE, name=f"{node.name} [{k + 1}/{tiles}]",

@@ -178,3 +178,14 @@ def test_every_registered_algorithm_is_exportable_alike():
     # The exporter has no per-algorithm code: the spec validates against the registry.
     for name in ALGORITHMS:
         PhaseSpec(name, "meta_train")
+
+
+def test_identical_bytes_across_processes():
+    import subprocess
+    import sys
+    code = ("import sys; from algorithms.export import PhaseSpec, export_phase; "
+            "sys.stdout.buffer.write(export_phase(PhaseSpec('fomaml', 'adapt', shot=3), verify=False)"
+            ".SerializeToString())")
+    here = export_phase(PhaseSpec("fomaml", "adapt", shot=3), verify=False).SerializeToString()
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    assert there == here

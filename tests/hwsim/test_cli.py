@@ -1,0 +1,103 @@
+"""The `hwsim` command: bad input is one clear line, exit code 2, no traceback, nothing written."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from hwsim.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "compiler"
+CONV4 = DATA / "conv4_infer_torch.onnx"
+
+
+def run_cli(*args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_simulate_prints_summary_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code, stdout, _ = run_cli("simulate", CONV4, "--hw", "edge-npu", "--json", out, capsys=capsys)
+    assert code == 0
+    assert "9,815,360" in stdout
+    d = json.loads(out.read_text())
+    assert d["summary"]["macs"] == 9815360
+    assert d["summary"]["cycles"] > 0 and d["timeline"]
+
+
+def test_not_onnx(tmp_path, capsys):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("this is not a protobuf")
+    out = tmp_path / "r.json"
+    code, _, err = run_cli("simulate", bad, "--json", out, capsys=capsys)
+    assert_bad_input(code, err, "model.onnx")
+    assert not out.exists()
+
+
+def test_missing_file(tmp_path, capsys):
+    code, _, err = run_cli("simulate", tmp_path / "nope.onnx", capsys=capsys)
+    assert_bad_input(code, err, "nope.onnx", "no such file")
+
+
+def test_unsupported_op_names_op_and_node(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    node = helper.make_node("Hardmax", ["x"], ["y"], name="the_hardmax")
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    out = tmp_path / "r.json"
+    code, _, err = run_cli("simulate", path, "--json", out, capsys=capsys)
+    assert_bad_input(code, err, "Hardmax", "the_hardmax")
+    assert not out.exists()
+
+
+def test_unknown_preset_lists_known(tmp_path, capsys):
+    code, _, err = run_cli("simulate", CONV4, "--hw", "tpu-v99", capsys=capsys)
+    assert_bad_input(code, err, "tpu-v99", "edge-npu")
+
+
+@pytest.mark.parametrize("yaml_text, fragment", [
+    ("kind: npu\nname: x\nclock_mhz: 100\narray: {rows: 8, cols: 8}\nvector: {lanes: 4}\n"
+     "sram: {size_kib: 64, bytes_per_cycle: 8}\ndram: {type: DDR4, bandwidth_gbps: 1, latency_ns: 1}\nflux: 3\n",
+     "flux"),
+    ("kind: npu\nname: x\nclock_mhz: -5\narray: {rows: 8, cols: 8}\nvector: {lanes: 4}\n"
+     "sram: {size_kib: 64, bytes_per_cycle: 8}\ndram: {type: DDR4, bandwidth_gbps: 1, latency_ns: 1}\n",
+     "clock_mhz"),
+])
+def test_yaml_with_invalid_or_unknown_field(tmp_path, capsys, yaml_text, fragment):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(yaml_text)
+    out = tmp_path / "r.json"
+    code, _, err = run_cli("simulate", CONV4, "--hw", hw, "--json", out, capsys=capsys)
+    assert_bad_input(code, err, "hw.yaml", fragment)
+    assert not out.exists()
+
+
+def test_bad_dim_value(capsys):
+    code, _, err = run_cli("simulate", CONV4, "--dim", "batch=zero", capsys=capsys)
+    assert_bad_input(code, err, "--dim")
+
+
+def test_console_script_exit_code_is_2_on_bad_input(tmp_path):
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"\x00\x01garbage")
+    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "simulate", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
