@@ -3,38 +3,41 @@
 The route (REFERENCE §6; `torch.autograd.grad` cannot be exported directly):
 1. trace the function to an ATen graph with `make_fx` and the core ATen decompositions, while
    `preserve_node_meta` records each node's `scope(...)` annotation in `node.meta["custom"]`;
-2. `torch.export.export` that GraphModule (the annotations survive) and translate it with the
-   dynamo ONNX exporter;
+2. `torch.export.export` that GraphModule (the annotations survive), translate it with the
+   dynamo ONNX exporter and fold constants (`simplify`: not the exporter's optimizer, see why);
 3. copy each annotation onto the ONNX node it became (`hwsim.scope`), found through the
-   exporter's `pkg.torch.onnx.fx_node` metadata; nodes the exporter's optimizer created inherit
-   the scope of a consumer, else of a producer;
-4. drop the exporter's bulky per-node metadata and re-emit constant-filled initializers as
-   ConstantOfShape so that all-zero tensors do not bloat the file;
-5. undo the exporter's common-subexpression elimination across tasks (it merges e.g. the
-   transposes of a weight that every task's forward pass computes), so that each node belongs
-   to exactly one task, as it does in the traced program.
+   exporter's `pkg.torch.onnx.fx_node` metadata; nodes without one inherit the scope of a
+   consumer, else of a producer; drop the exporter's bulky per-node metadata;
+4. fuse the transpose pairs the decompositions leave behind, re-emit constant-filled
+   initializers as ConstantOfShape so that all-zero tensors do not bloat the file, and give
+   each task its own copy of any node several tasks would share, so that every node belongs
+   to exactly one task, as in the traced program.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+
 import re
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import onnx
+import onnxscript.optimizer
 import torch
 import torch._decomp
 import torch.fx.traceback as fx_traceback
-import onnxscript.optimizer
 from onnx import helper, numpy_helper
 from onnxscript import ir
 from torch import Tensor
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from .base import SCOPE_KEY
+from .phases import PhaseFunction
 
 common_passes = ir.passes.common
-from .phases import PhaseFunction
 
 SCOPE_PROP = "hwsim.scope"
 FALLBACK_SCOPE = "other"
@@ -46,10 +49,11 @@ _TASK_RE = re.compile(r"^task(\d+)/(.*)$")
 
 def to_onnx(phase: PhaseFunction, args: Sequence[Tensor]) -> onnx.ModelProto:
     gm = trace_aten(phase, args)
-    ep = torch.export.export(gm, tuple(args), strict=False)
-    program = torch.onnx.export(ep, dynamo=True, optimize=False, verbose=False,
-                                input_names=list(phase.input_names),
-                                output_names=list(phase.output_names))
+    with _quiet_exporter():
+        ep = torch.export.export(gm, tuple(args), strict=False)
+        program = torch.onnx.export(ep, dynamo=True, optimize=False, verbose=False,
+                                    input_names=list(phase.input_names),
+                                    output_names=list(phase.output_names))
     model = simplify(program.model)
     attach_scopes(model.graph, _scopes_by_fx_name(ep))
     collapse_transposes(model.graph)
@@ -74,6 +78,22 @@ def simplify(model: ir.Model) -> onnx.ModelProto:
         common_passes.NameFixPass(),
     )(model)
     return ir.serde.serialize_model(model)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter logs that torchvision's ops are not registered and torch.export warns about
+    its own deprecated LeafSpec: neither concerns these graphs, and a CLI user should not see
+    them."""
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def trace_aten(phase: PhaseFunction, args: Sequence[Tensor]) -> torch.fx.GraphModule:

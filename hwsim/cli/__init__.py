@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--hw", default="edge-npu")
     p.add_argument("--meta-batch", type=int, default=25)
-    p.add_argument("--inner-steps", type=int, default=5)
+    p.add_argument("--inner-steps", type=int, default=1, help="k (the paper meta-trains the sinusoid with 1)")
     return ap
 
 
