@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import onnx
 
-from hwsim.config import NPU
 from hwsim.program import Program
 
 from .frontend import load_graph
@@ -29,12 +28,18 @@ class Compiled:
         return sum(w.macs for w in self.workloads.values())
 
 
-def compile_graph(graph: Graph, hw: NPU) -> Compiled:
+# Lowering per hardware kind (`hw.kind`): graph, workloads, config -> Program.
+LOWERINGS: dict[str, Callable[[Graph, dict[str, Workload], Any], Program]] = {"npu": lower_npu}
+
+
+def compile_graph(graph: Graph, hw: Any) -> Compiled:
+    if hw.kind not in LOWERINGS:
+        raise ValueError(f"no lowering for hardware kind {hw.kind!r}; known: {', '.join(LOWERINGS)}")
     graph = run_pipeline(graph)
     workloads = graph_workloads(graph)
-    return Compiled(graph, workloads, lower_npu(graph, workloads, hw))
+    return Compiled(graph, workloads, LOWERINGS[hw.kind](graph, workloads, hw))
 
 
-def compile_model(source: str | Path | onnx.ModelProto, hw: NPU,
+def compile_model(source: str | Path | onnx.ModelProto, hw: Any,
                   dims: Mapping[str, int] | None = None) -> Compiled:
     return compile_graph(load_graph(source, dims=dict(dims or {})), hw)

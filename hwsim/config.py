@@ -10,10 +10,11 @@ without a manual.
 
 from __future__ import annotations
 
+import importlib
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -135,19 +136,43 @@ class NPU(_Strict):
         return math.ceil(round(self.dram.latency_ns * 1e-9 * self.clock_hz, 6))
 
 
-# One discriminated union grows with the targets (Fabric joins here).
-HardwareConfig = Annotated[Union[NPU], Field(discriminator="kind")]
+# Hardware kinds by their `kind` field. A target family registers its top-level model here
+# (`register_kind`); modules listed in `_KIND_MODULES` are imported on first use so that their
+# kinds are known to the loader without the loader importing them eagerly.
+_KINDS: dict[str, type[BaseModel]] = {}
+_KIND_MODULES = ("hwsim.fabric",)
 
 
-class _Root(_Strict):
-    hardware: HardwareConfig
+def register_kind(cls: type[BaseModel]) -> type[BaseModel]:
+    kind = cls.model_fields["kind"].default
+    if kind in _KINDS and _KINDS[kind] is not cls:
+        raise RuntimeError(f"two hardware models for kind {kind!r}")
+    _KINDS[kind] = cls
+    return cls
+
+
+register_kind(NPU)
+
+
+def hardware_kinds() -> dict[str, type[BaseModel]]:
+    for module in _KIND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+    return dict(_KINDS)
 
 
 def presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def load_hardware(name_or_path: str | Path) -> NPU:
+# Every hardware model has `kind`, `name`, `clock_hz` and `technology`; the NPU is the first.
+HardwareConfig = Any
+
+
+def load_hardware(name_or_path: str | Path) -> HardwareConfig:
     """A preset name (`edge-npu`) or a YAML file path. Raises ConfigError with one clear line."""
     text_path = Path(name_or_path)
     if text_path.suffix.lower() in (".yaml", ".yml") or text_path.exists():
@@ -166,20 +191,23 @@ def load_hardware(name_or_path: str | Path) -> NPU:
     return parse_hardware(text, where)
 
 
-def parse_hardware(text: str, where: str = "<string>") -> NPU:
+def parse_hardware(text: str, where: str = "<string>") -> HardwareConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         pos = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{where}: not valid YAML{pos}") from None
+    kinds = hardware_kinds()
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping with a 'kind' field (npu) at the top level")
+        raise ConfigError(f"{where}: expected a mapping with a 'kind' field ({', '.join(kinds)}) at the top level")
+    kind = data.get("kind")
+    if kind not in kinds:
+        raise ConfigError(f"{where}: kind: unknown hardware kind {kind!r}; known kinds: {', '.join(kinds)}")
     try:
-        return _Root(hardware=data).hardware
+        return kinds[kind].model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"][1:] if not str(p).startswith("function-after"))
-        loc = loc.removeprefix("npu.") if loc.startswith("npu.") else loc
+        loc = ".".join(str(p) for p in err["loc"])
         extra = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
         raise ConfigError(f"{where}: {loc or 'hardware'}: {err['msg']}{extra}") from None

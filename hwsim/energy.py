@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from .config import ConfigError, NPU
 
@@ -75,10 +75,22 @@ def _horowitz45(hw: NPU) -> dict[str, Price]:
     return t
 
 
-TABLES = {"horowitz45": _horowitz45}
+# Energy tables by name: a builder takes the hardware config and returns action -> Price.
+# Target families with their own actions (e.g. reconfiguration) register theirs with
+# `register_table` from their own module.
+TABLES: dict[str, Callable[[Any], dict[str, Price]]] = {"horowitz45": _horowitz45}
 
 
-def energy_table(hw: NPU, name: str | None = None) -> dict[str, Price]:
+def register_table(name: str) -> Callable[[Callable[[Any], dict[str, Price]]], Callable[[Any], dict[str, Price]]]:
+    def add(builder):
+        if name in TABLES and TABLES[name] is not builder:
+            raise RuntimeError(f"two energy tables named {name!r}")
+        TABLES[name] = builder
+        return builder
+    return add
+
+
+def energy_table(hw: Any, name: str | None = None) -> dict[str, Price]:
     name = name or hw.technology.energy_table
     if name not in TABLES:
         raise ConfigError(f"unknown energy table {name!r}; known: {', '.join(sorted(TABLES))}")
