@@ -63,8 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hw", default="edge-npu", help="preset name or YAML file")
     p.add_argument("--json", type=Path, help="write the full SimResult as JSON")
     p.add_argument("--no-timeline", action="store_true", help="leave the event timeline out of --json")
+    p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the timeline")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a symbolic input dimension (repeatable)")
+
+    p = sub.add_parser("compare", help="several algorithms x hardware targets, phase by phase")
+    _spec_args(p)
+    p.add_argument("--algos", default="maml,fomaml", help="comma-separated algorithms")
+    p.add_argument("--phases", default="infer,adapt,meta_train", help="comma-separated phases")
+    p.add_argument("--hw", default="edge-npu", help="comma-separated presets or YAML files")
+    p.add_argument("--report", type=Path, required=True, help="output folder (report.md, CSVs)")
 
     p = sub.add_parser("demo", help="MAML vs FOMAML on the sinusoid task, every phase, on edge-npu")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         from . import commands
 
         return {"export": commands.export, "simulate": commands.simulate,
-                "demo": commands.demo}[args.command](args)
+                "compare": commands.compare, "demo": commands.demo}[args.command](args)
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130

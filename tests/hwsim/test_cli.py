@@ -101,3 +101,35 @@ def test_console_script_exit_code_is_2_on_bad_input(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_trace_is_valid_perfetto_json(tmp_path, capsys):
+    trace = tmp_path / "t.json"
+    code, _, _ = run_cli("simulate", CONV4, "--trace", trace, capsys=capsys)
+    assert code == 0
+    events = json.loads(trace.read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    assert slices and all(e["dur"] > 0 for e in slices)
+    assert {e["args"]["op"] for e in slices} >= {"Conv", "dma"}
+
+
+def test_compare_writes_phase_by_phase_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "cmp"
+    code, stdout, _ = run_cli("compare", "--algos", "maml,fomaml", "--phases", "adapt,meta_train",
+                              "--inner-steps", "2", "--meta-batch", "2", "--report", out, capsys=capsys)
+    assert code == 0
+    import pandas as pd
+    df = pd.read_csv(out / "comparison.csv")
+    assert set(df["algorithm"]) == {"maml", "fomaml"}
+    mt = df[df["phase"] == "meta_train"].groupby("algorithm")["macs"].sum()
+    assert mt["maml"] > mt["fomaml"]          # second-order terms cost MACs
+    assert "inner1/backward" in set(df["phase_part"])
+    assert "fomaml / maml" in (out / "report.md").read_text()
+
+
+def test_compare_rejects_unknown_algorithm_before_exporting(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code, _, err = run_cli("compare", "--algos", "maml,magic", "--report", out, capsys=capsys)
+    assert_bad_input(code, err, "magic")
+    assert not out.exists()
