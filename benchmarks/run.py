@@ -80,6 +80,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--peers", action="store_true", help="also time SCALE-Sim/ZigZag (benchmarks/peers/speed.py)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     hw = load_hardware("edge-npu")
@@ -110,6 +111,10 @@ def main() -> int:
                      f"{r.cycles:,.0f} | {r.energy_uj:,.1f} µJ |")
     lines += ["", "Compile = ONNX load + shape inference + passes + workloads + NPU lowering; "
               "simulate = the SimPy engine on the lowered Program (one event per task).", ""]
+    if args.peers:
+        from benchmarks.peers.speed import run as run_peers
+
+        run_peers(lines, quick=False)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0

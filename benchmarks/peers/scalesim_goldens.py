@@ -152,8 +152,51 @@ def cases() -> list[Case]:
                         **user, **small))
     out.append(gemm("sine_10x40x40_8x8_ws_bw4", 10, 40, 40, (8, 8), "ws",
                     bandwidth_mode="USER", bandwidth=4))
+    out += _user_bandwidth_cases()
     ids = [c.case_id for c in out]
     assert len(ids) == len(set(ids)), "duplicate case ids"
+    return out
+
+
+def _user_bandwidth_cases() -> list[Case]:
+    """USER-bandwidth cases whose SRAMs are small enough, or whose DRAM is slow enough, to stall.
+
+    hwsim's total cycles are compared against these (tests/compiler/test_validation_peers.py,
+    docs/validation.md). They sweep the two things SCALE-Sim's stall model depends on: how many
+    times an operand is refetched (SRAM window vs operand size) and the words/cycle per operand.
+    """
+    out: list[Case] = []
+    user = dict(bandwidth_mode="USER")
+
+    def kb(size: int) -> dict:
+        return dict(ifmap_sram_kb=size, filter_sram_kb=size, ofmap_sram_kb=size)
+
+    # Operands fit the 64 kB SRAMs; only the DRAM rate limits (prefetch, then drain of the ofmap).
+    for df in ("ws", "os", "is"):
+        for bw in (1, 4):
+            out.append(gemm(f"gemm_128x256x64_32x32_{df}_bw{bw}", 128, 256, 64, (32, 32), df,
+                            bandwidth=bw, **user))
+    # Conv4-64 forward layers on 16×16 with SRAMs from 4 kB to 32 kB.
+    conv4 = [(28, 1), (14, 64), (7, 64), (3, 64)]
+    for layer, (spatial, c) in enumerate(conv4, start=1):
+        for df, size, bw in [("ws", 4, 4), ("os", 16, 2), ("is", 32, 10)]:
+            out.append(conv(f"conv4_l{layer}_16x16_{df}_bw{bw}_{size}kb", spatial, 3, c, 64, 1, 1,
+                            (16, 16), df, bandwidth=bw, **user, **kb(size)))
+    # Conv4 backward GEMMs (batch 5) and the sine MLP with slow DRAM.
+    for name, m, k, n in _conv4_gemms(batch=5):
+        if name.endswith(("l2_dx", "l3_dw", "l4_fwd")):
+            for df in ("ws", "os"):
+                out.append(gemm(f"{name}_b5_32x32_{df}_bw4_16kb", m, k, n, (32, 32), df,
+                                bandwidth=4, **user, **kb(16)))
+    for df in ("ws", "os", "is"):
+        out.append(gemm(f"sine_10x40x40_8x8_{df}_bw1", 10, 40, 40, (8, 8), df, bandwidth=1,
+                        **user))
+    # REFERENCE.md §2's SCALE-Sim v3 GEMM goldens (USER bandwidth 10, 64 kB, 32×32). Their cycle
+    # counts fit a GEMM of M=256, K=256, N=128 (compute = folds × fold duration), not the
+    # 128×64×256 they are labelled with; both are run so the note can be checked.
+    for df in ("ws", "os", "is"):
+        out.append(gemm(f"ref_gemm_256x256x128_32x32_{df}_bw10", 256, 256, 128, (32, 32), df,
+                        bandwidth=10, **user))
     return out
 
 
@@ -260,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="cases run in parallel (default 2)")
     parser.add_argument("--only", default="", help="comma-separated case ids (no files written)")
+    parser.add_argument("--missing", action="store_true",
+                        help="run only the cases not yet in goldens.csv and keep the rows already there")
     args = parser.parse_args(argv)
     python = os.environ.get("SCALESIM_PYTHON", DEFAULT_PYTHON)
     if not Path(python).exists():
@@ -270,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         selected = [c for c in selected if c.case_id in wanted]
+    kept: dict[str, dict] = {}
+    if args.missing and (OUT_DIR / "goldens.csv").exists():
+        with open(OUT_DIR / "goldens.csv", newline="") as f:
+            kept = {row["case_id"]: row for row in csv.DictReader(f)}
+    to_run = [c for c in selected if c.case_id not in kept]
 
     def one(case: Case) -> tuple[Case, dict]:
         result = run_case(case, python)
@@ -279,12 +329,13 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     # Longest first so the two workers finish together.
-    order = sorted(selected, key=_rough_cost, reverse=True)
+    order = sorted(to_run, key=_rough_cost, reverse=True)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         done = dict((c.case_id, r) for c, r in pool.map(one, order))
     total = time.perf_counter() - start
     if args.only:
         return 0
+    done.update(kept)
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     with open(OUT_DIR / "goldens.csv", "w", newline="") as f:
@@ -293,12 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerow(case_columns + OUTPUT_COLUMNS)
         for case in selected:
             r = done[case.case_id]
-            outputs = [
+            outputs = [  # rows kept from an earlier run are already strings
                 repr(r[k]) if isinstance(r[k], float) else r[k] for k in OUTPUT_COLUMNS
             ]
             writer.writerow(list(asdict(case).values()) + outputs)
-    _write_readme(_scalesim_versions(python), len(selected), total, args.jobs)
-    print(f"{len(selected)} cases in {total:.1f} s -> {OUT_DIR / 'goldens.csv'}")
+    _write_readme(_scalesim_versions(python), len(selected), len(to_run), total, args.jobs)
+    print(f"{len(to_run)} of {len(selected)} cases run in {total:.1f} s -> {OUT_DIR / 'goldens.csv'}")
     return 0
 
 
@@ -316,16 +367,27 @@ def _rough_cost(case: Case) -> int:
     return folds * (2 * rows + cols + t) * (rows + cols)
 
 
-def _write_readme(versions: dict[str, str], n_cases: int, total_s: float, jobs: int) -> None:
+def _write_readme(versions: dict[str, str], n_cases: int, n_run: int, total_s: float,
+                  jobs: int) -> None:
     today = datetime.date.today().isoformat()
+    if n_run == n_cases:
+        how = f"    .venv/bin/python benchmarks/peers/scalesim_goldens.py --jobs {jobs}"
+        what = f"all {n_cases} cases"
+    else:
+        how = f"    .venv/bin/python benchmarks/peers/scalesim_goldens.py --jobs {jobs} --missing"
+        what = (f"{n_run} new cases; the other {n_cases - n_run} rows were kept from earlier runs "
+                "of the same script and SCALE-Sim version")
     (OUT_DIR / "README.md").write_text(f"""# SCALE-Sim goldens
 
-`goldens.csv` holds what the real SCALE-Sim reported for {n_cases} layers; `tests/compiler/test_systolic.py`
-checks hwsim's closed-form systolic model (`compiler/lowering/systolic.py`) against it.
+`goldens.csv` holds what the real SCALE-Sim reported for {n_cases} layers.
+`tests/compiler/test_systolic.py` checks hwsim's closed-form systolic model
+(`compiler/lowering/systolic.py`) against it; `tests/compiler/test_validation_peers.py` checks the
+whole pipeline (one-layer ONNX → compile → simulate), including the USER-bandwidth cases that
+stall (see `docs/validation.md`).
 
-Produced {today} by
+Last run {today} ({what}):
 
-    .venv/bin/python benchmarks/peers/scalesim_goldens.py --jobs {jobs}
+{how}
 
 with scalesim {versions['scalesim']}, numpy {versions['numpy']}, Python {versions['python']}
 (SCALE-Sim in its own venv, see `benchmarks/peers/README.md`); {total_s:.0f} s wall on 2 cores.

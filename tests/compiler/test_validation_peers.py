@@ -1,0 +1,258 @@
+"""hwsim's whole pipeline against SCALE-Sim and ZigZag (committed goldens; no peer needed).
+
+Each golden case becomes a one-layer ONNX model and a mirrored NPU config
+(`benchmarks/peers/mirror.py`), goes through compile → simulate, and is compared with what the
+peer reported (tests/data/scalesim/goldens.csv, tests/data/zigzag/goldens.csv). The method, the
+tables and every systematic difference are in docs/validation.md.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from benchmarks.peers.mirror import (
+    ELEMENT_BYTES,
+    layer_of,
+    run_hwsim,
+    scalesim_mirror,
+    zigzag_mirror,
+    zigzag_prices,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+SCALESIM = _rows(DATA / "scalesim" / "goldens.csv")
+STALL_FREE = [r for r in SCALESIM if r["bandwidth_mode"] == "CALC"]
+USER = [r for r in SCALESIM if r["bandwidth_mode"] == "USER"]
+ZIGZAG_PATH = DATA / "zigzag" / "goldens.csv"
+ZIGZAG = _rows(ZIGZAG_PATH) if ZIGZAG_PATH.exists() else []
+
+
+@lru_cache(maxsize=None)
+def _scalesim_hwsim(case_id: str):
+    row = next(r for r in SCALESIM if r["case_id"] == case_id)
+    return run_hwsim(layer_of(row), scalesim_mirror(row).hardware())
+
+
+@lru_cache(maxsize=None)
+def _zigzag_hwsim(case_id: str):
+    row = next(r for r in ZIGZAG if r["case_id"] == case_id)
+    return run_hwsim(layer_of(row), zigzag_mirror(row).hardware(), zigzag_prices(row))
+
+
+# ---- SCALE-Sim, stall-free (CALC): compute cycles and SRAM counts through the pipeline ------------
+
+
+def test_compute_cycles_through_the_pipeline_agree_with_scalesim():
+    # hwsim's array busy cycles are a count; SCALE-Sim reports the index of the last busy cycle.
+    errors = {}
+    for r in STALL_FREE:
+        h = _scalesim_hwsim(r["case_id"])
+        errors[r["case_id"]] = abs(h.array_cycles - (int(r["total_cycles"]) + 1)) / (int(r["total_cycles"]) + 1)
+    assert len(errors) >= 30
+    within_1pct = sum(e <= 0.01 for e in errors.values()) / len(errors)
+    assert within_1pct >= 0.90, errors
+    assert max(errors.values()) <= 0.05, errors
+
+
+@pytest.mark.parametrize("row", STALL_FREE, ids=lambda r: r["case_id"])
+def test_pipeline_equals_scalesim_counts(row):
+    h = _scalesim_hwsim(row["case_id"])
+    # a streamed layer's compute is split into tiles; their float shares add up to within rounding
+    assert round(h.array_cycles) - 1 == int(row["total_cycles"])
+    assert h.array_cycles == pytest.approx(int(row["total_cycles"]) + 1, rel=1e-12)
+    # SRAM reads of the array (ifmap + filter) and writes (ofmap), in elements: both models count
+    # each operand element once per fold that uses it (SCALE-Sim counts no ofmap reads).
+    assert h.sram_reads / ELEMENT_BYTES == int(row["sram_ifmap_reads"]) + int(row["sram_filter_reads"])
+    assert h.sram_writes / ELEMENT_BYTES == int(row["sram_ofmap_writes"])
+    assert h.macs == _macs(row)
+
+
+def test_reference_alexnet_conv1_end_to_end():
+    # REFERENCE.md §2, through ONNX → compile → simulate: 224×224 (SCALE-Sim rounds the window
+    # count up to 55) is given to ONNX as 227×227 (55 windows when rounding down).
+    row = next(r for r in STALL_FREE if r["case_id"] == "alexnet_conv1_32x32_ws")
+    model = layer_of(row)
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 227, 227]
+    h = run_hwsim(model, scalesim_mirror(row).hardware())
+    assert round(h.array_cycles) - 1 == 112_283
+    assert h.macs == 3025 * 96 * 363
+    assert h.sram_reads / 4 == 3_294_225 + 34_848
+    assert h.sram_writes / 4 == 3_484_800
+    assert h.dram_read_bytes / 4 >= 3 * 227 * 227 + 34_848   # every input and weight once at least
+
+
+def _macs(row: dict[str, str]) -> int:
+    if row["kind"] == "gemm":
+        return int(row["gemm_m"]) * int(row["gemm_n"]) * int(row["gemm_k"])
+    hp = int(row["ifmap_h"]) + 2 * int(row["pad"])
+    oh = -(-(hp - int(row["filter_h"])) // int(row["stride"])) + 1
+    return oh * oh * int(row["num_filters"]) * int(row["channels"]) * int(row["filter_h"]) ** 2
+
+
+# ---- SCALE-Sim, USER bandwidth: total cycles ------------------------------------------------------
+
+
+def _distinct_words(row: dict[str, str]) -> int:
+    """Ifmap + filter elements SCALE-Sim must read at least once (its padded input)."""
+    if row["kind"] == "gemm":
+        return int(row["gemm_k"]) * (int(row["gemm_m"]) + int(row["gemm_n"]))
+    hp = int(row["ifmap_h"]) + 2 * int(row["pad"])
+    r, c = int(row["filter_h"]), int(row["channels"])
+    return hp * hp * c + r * r * c * int(row["num_filters"])
+
+
+def user_case_agrees(row: dict[str, str]) -> tuple[bool, str]:
+    """Whether SCALE-Sim's USER-bandwidth model and hwsim's model the same thing for this case,
+    and if not, why (docs/validation.md, "USER bandwidth")."""
+    refetch = (int(row["dram_ifmap_reads"]) + int(row["dram_filter_reads"])) / _distinct_words(row)
+    if refetch > 1.01:
+        return False, (f"SCALE-Sim refetches operands from DRAM per fold ({refetch:.2f}× the distinct "
+                       "words): its SRAM window is smaller than an operand, hwsim keeps or streams it once")
+    if row["dataflow"] != "os":
+        return False, ("WS/IS: SCALE-Sim's prefetch moves the per-fold demand stream (Sr·T·col_folds "
+                       "words for WS), not the distinct operand; hwsim loads each element once")
+    return True, "operands fit, OS: prefetch + compute + ofmap drain in both"
+
+
+AGREEING = [r for r in USER if user_case_agrees(r)[0]]
+EXCLUDED = {r["case_id"]: user_case_agrees(r)[1] for r in USER if not user_case_agrees(r)[0]}
+
+
+def test_user_bandwidth_partition_is_the_documented_one():
+    # The cases compared within 10 % and those excluded, as listed in docs/validation.md.
+    assert sorted(r["case_id"] for r in AGREEING) == [
+        "gemm_128x256x64_32x32_os_bw1", "gemm_128x256x64_32x32_os_bw10",
+        "gemm_128x256x64_32x32_os_bw4",
+    ]
+    assert len(EXCLUDED) == len(USER) - 3
+    assert any(int(r["stall_cycles"]) > 0 for r in USER)
+
+
+@pytest.mark.parametrize("row", AGREEING, ids=lambda r: r["case_id"])
+def test_user_bandwidth_total_cycles_within_10pct(row):
+    # SCALE-Sim's "incl. prefetch" count is the last cycle's index from the start of the prefetch.
+    h = _scalesim_hwsim(row["case_id"])
+    scalesim = int(row["total_cycles_incl_prefetch"]) + 1
+    assert h.total_cycles == pytest.approx(scalesim, rel=0.10)
+
+
+@pytest.mark.parametrize("row", [r for r in USER if "refetches" in user_case_agrees(r)[1]],
+                         ids=lambda r: r["case_id"])
+def test_scalesim_refetch_cases_move_more_dram_words_than_hwsim(row):
+    # The documented difference, checked in its direction: where SCALE-Sim refetches per fold, it
+    # reads more DRAM words than hwsim, whose buffer keeps (or streams once) what SCALE-Sim drops.
+    h = _scalesim_hwsim(row["case_id"])
+    scalesim_reads = int(row["dram_ifmap_reads"]) + int(row["dram_filter_reads"])
+    assert h.dram_read_bytes / ELEMENT_BYTES < scalesim_reads
+
+
+# ---- ZigZag: DRAM traffic and energy with the same constants ---------------------------------------
+
+needs_zigzag = pytest.mark.skipif(not ZIGZAG, reason="tests/data/zigzag/goldens.csv not generated")
+
+
+def _zz_dram_bytes(row: dict[str, str]) -> float:
+    return (float(row["I_dram_rd_low_bytes"]) + float(row["W_dram_rd_low_bytes"])
+            + float(row["O_dram_wr_low_bytes"]) + float(row["O_dram_rd_low_bytes"]))
+
+
+def _fits(row: dict[str, str]) -> bool:
+    """Input, weight and output fit the global buffer together (no tiling needed)."""
+    from compiler.frontend import load_graph
+
+    g = load_graph(layer_of(row))
+    return sum(t.nbytes for t in g.tensors.values() if t.nbytes) <= int(row["gb_bytes"])
+
+
+@needs_zigzag
+@pytest.mark.parametrize("row", ZIGZAG, ids=lambda r: r["case_id"])
+def test_mac_energy_equals_zigzag(row):
+    h = _zigzag_hwsim(row["case_id"])
+    assert h.energy_by_component["mac"] == pytest.approx(float(row["mac_energy_pj"]), rel=1e-9)
+
+
+@needs_zigzag
+@pytest.mark.parametrize("row", [r for r in ZIGZAG if _fits(r)] if ZIGZAG else [],
+                         ids=lambda r: r["case_id"])
+def test_dram_traffic_equals_zigzag_when_the_layer_fits(row):
+    # Everything fits the global buffer: both read each input and weight once and write the
+    # output once. ZigZag also loads the zero padding of a conv's input (its input extent is the
+    # padded one) and rounds its per-transfer word counts; both stay under 0.5 %.
+    h = _zigzag_hwsim(row["case_id"])
+    assert h.dram_read_bytes + h.dram_write_bytes + _halo_bytes(row) == \
+        pytest.approx(_zz_dram_bytes(row), rel=0.005)
+
+
+def _halo_bytes(row: dict[str, str]) -> int:
+    """The zero padding around a conv's input, which ZigZag loads from DRAM and hwsim does not."""
+    if row["kind"] != "conv":
+        return 0
+    h, p = int(row["ifmap_h"]), int(row["pad"])
+    return int(row["batch"]) * int(row["channels"]) * ((h + 2 * p) ** 2 - h * h) * ELEMENT_BYTES
+
+
+def _same_spatial_mapping(row: dict[str, str]) -> bool:
+    """hwsim (like SCALE-Sim) puts a conv's whole window c·r·s on the array rows; ZigZag's fixed
+    mapping puts only c there. They coincide for GEMMs and fill the rows alike when c ≥ rows."""
+    return row["kind"] == "gemm" or int(row["channels"]) >= int(row["array_rows"])
+
+
+@needs_zigzag
+def test_dram_traffic_against_zigzag_when_tiled():
+    # Layers larger than the buffer: hwsim streams (largest operand once, the others once per
+    # tile of half the buffer); ZigZag searches the loop order of least energy. Documented spread
+    # (docs/validation.md): median |diff| small, worst cases within a factor 3, never below
+    # compulsory.
+    diffs = []
+    for r in ZIGZAG:
+        h = _zigzag_hwsim(r["case_id"])
+        ratio = (h.dram_read_bytes + h.dram_write_bytes) / _zz_dram_bytes(r)
+        diffs.append(abs(ratio - 1))
+        assert 1 / 3 < ratio < 3, r["case_id"]
+    assert sorted(diffs)[len(diffs) // 2] <= 0.15
+
+
+@needs_zigzag
+def test_global_buffer_reads_equal_zigzag_where_the_mapping_is_the_same():
+    # Input and weight reads from the global buffer are counted alike (SCALE-Sim's per-fold
+    # counts in hwsim, ZigZag's from its loop nest) whenever ZigZag's chosen loop order streams
+    # the same operand the same number of times. Where it does not (conv with fewer input
+    # channels than array rows: hwsim puts c·r·s on the rows, ZigZag only c; or ZigZag trading
+    # GB re-reads for less DRAM traffic) they differ; see docs/validation.md.
+    same = [abs(_zigzag_hwsim(r["case_id"]).sram_reads
+                / (float(r["I_gb_rd_low_bytes"]) + float(r["W_gb_rd_low_bytes"])) - 1) <= 0.01
+            for r in ZIGZAG]
+    assert sum(same) / len(same) >= 0.70
+
+
+@needs_zigzag
+def test_energy_difference_to_zigzag_is_the_partial_sum_read_back():
+    # With the same constants, where the DRAM traffic and the GB input/weight reads agree (1 %),
+    # the energy gap is ZigZag's read-back of partial sums from the global buffer, which hwsim
+    # (like SCALE-Sim) does not count, and the padding halo ZigZag loads: adding them closes the
+    # gap to 3 %.
+    checked = 0
+    for r in ZIGZAG:
+        h = _zigzag_hwsim(r["case_id"])
+        zz_gb_reads = float(r["I_gb_rd_low_bytes"]) + float(r["W_gb_rd_low_bytes"])
+        if not _same_spatial_mapping(r) or abs(h.sram_reads / zz_gb_reads - 1) > 0.01 or \
+                abs((h.dram_read_bytes + h.dram_write_bytes + _halo_bytes(r)) / _zz_dram_bytes(r) - 1) > 0.01:
+            continue
+        gb, dram = float(r["gb_pj_per_byte"]), float(r["dram_pj_per_byte"])
+        # ZigZag's extra: partial sums read back from the GB, and the padding halo moved from DRAM
+        # into the GB
+        extra = float(r["O_gb_rd_low_bytes"]) * gb + _halo_bytes(r) * (dram + gb)
+        assert h.energy_pj + extra == pytest.approx(float(r["energy_total_pj"]), rel=0.03), r["case_id"]
+        checked += 1
+    assert checked >= 5   # 6 cases with the committed goldens (docs/validation.md)
