@@ -12,6 +12,7 @@ from hwsim.program import Program
 
 from .frontend import load_graph
 from .ir import Graph
+from .lowering.fabric import lower_cgra, lower_fpga
 from .lowering.npu import lower_npu
 from .passes import run_pipeline
 from .workload import Workload, graph_workloads
@@ -29,7 +30,9 @@ class Compiled:
 
 
 # Lowering per hardware kind (`hw.kind`): graph, workloads, config -> Program.
-LOWERINGS: dict[str, Callable[[Graph, dict[str, Workload], Any], Program]] = {"npu": lower_npu}
+LOWERINGS: dict[str, Callable[[Graph, dict[str, Workload], Any], Program]] = {
+    "npu": lower_npu, "fpga": lower_fpga, "cgra": lower_cgra,
+}
 
 
 def compile_graph(graph: Graph, hw: Any) -> Compiled:

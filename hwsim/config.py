@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -58,7 +58,10 @@ class VectorUnit(_Strict):
 
 
 class Buffer(_Strict):
-    """On-chip SRAM. `bytes_per_cycle` is the total port bandwidth over all banks."""
+    """One on-chip SRAM buffer of a core. `bytes_per_cycle` is its total port bandwidth over all
+    banks and ports (the rate at which the vector unit and the DMA engines can read or write
+    it); `banks` is recorded for the area/energy models and documentation, bank conflicts are
+    not modelled. `double_buffered`: tiles are loaded while the previous ones are in use."""
 
     size_kib: Annotated[float, Field(gt=0, le=1024 * 1024)]
     banks: Annotated[int, Field(ge=1, le=1024)] = 1
@@ -69,6 +72,23 @@ class Buffer(_Strict):
     def size_bytes(self) -> int:
         return int(self.size_kib * 1024)
 
+    @model_validator(mode="after")
+    def _at_least_a_word(self) -> "Buffer":
+        if self.size_bytes < 64:
+            raise ValueError(f"size_kib: {self.size_kib:g} KiB is below 64 bytes, too small for any tile")
+        return self
+
+
+class SplitBuffers(_Strict):
+    """Separate operand buffers, SCALE-Sim style: `ifmap` holds activations loaded from DRAM,
+    `filter` holds parameters (weights) loaded from DRAM, `ofmap` holds the results of the
+    core's ops until they are consumed, spilled or stored (TPUv1: unified buffer, weight FIFO,
+    accumulators)."""
+
+    ifmap: Buffer
+    filter: Buffer
+    ofmap: Buffer
+
 
 class DramType(str, Enum):
     DDR3 = "DDR3"
@@ -78,10 +98,15 @@ class DramType(str, Enum):
 
 
 class Dram(_Strict):
+    """Off-chip memory shared by all cores. `bandwidth_gbps` is the total over `channels`
+    (each channel serves one transfer at a time at bandwidth/channels). `energy_pj_per_bit`
+    overrides the per-type figure of `hwsim.energy.DRAM_PJ_PER_BIT`."""
+
     type: DramType
     bandwidth_gbps: Annotated[float, Field(gt=0, le=100_000)]  # GB/s, 1e9 bytes per second
     latency_ns: Annotated[float, Field(ge=0, le=100_000)]
     channels: Annotated[int, Field(ge=1, le=256)] = 1
+    energy_pj_per_bit: Annotated[float, Field(gt=0, le=10_000)] | None = None
 
 
 class Interconnect(_Strict):
@@ -92,13 +117,42 @@ class Interconnect(_Strict):
 
 
 class Technology(_Strict):
-    """Which energy table prices the action counts, and static power. See hwsim.energy."""
+    """Which energy table prices the action counts, the process node its on-chip rows are
+    scaled to (`hwsim.energy.NODE_SCALING`), and static power. See hwsim.energy."""
 
     energy_table: str = "horowitz45"
+    node_nm: Annotated[int, Field(ge=3, le=250)] = 45
     static_power_mw: Annotated[float, Field(ge=0, le=1e6)] = 0.0
+
+    # The scaling data live in hwsim.energy (which imports this module): looked up lazily.
+    # Energy-table names are checked by the hardware model that uses them (tables are
+    # registered by target families, possibly after their models are defined).
+    @field_validator("node_nm")
+    @classmethod
+    def _known_node(cls, v: int) -> int:
+        from .energy import NODE_SCALING
+
+        if v not in NODE_SCALING:
+            raise ValueError(f"no scaling data for {v} nm; known nodes: "
+                             f"{', '.join(str(n) for n in sorted(NODE_SCALING))} nm")
+        return v
+
+
+# Numeric types an NPU may compute and store in (see `NPU.datatype`).
+Datatype = Literal["int8", "int16", "float16", "bfloat16", "float32"]
 
 
 class NPU(_Strict):
+    """An NPU: `cores` identical cores, each with a systolic array, a vector unit, DMA engines
+    and private on-chip buffers — either one unified buffer (`sram`) or separate
+    ifmap/filter/ofmap buffers (`buffers`) — sharing DRAM through an interconnect.
+
+    `datatype`: the numeric type the NPU computes and stores floating-point tensors in (e.g.
+    `int8` for a TPUv1-like array running an fp32 graph quantised). When set, every floating
+    tensor occupies datatype-width bytes in buffers and DRAM traffic, and MACs and vector ops are
+    priced at that type; integer tensors (indices, shapes) keep their width. When unset the
+    graph's own types are used."""
+
     kind: Literal["npu"] = "npu"
     name: str
     description: str = ""
@@ -106,10 +160,12 @@ class NPU(_Strict):
     clock_mhz: Annotated[float, Field(gt=0, le=10_000)]
     array: SystolicArray
     vector: VectorUnit
-    sram: Buffer
+    sram: Buffer | None = None
+    buffers: SplitBuffers | None = None
     dram: Dram
     interconnect: Interconnect | None = None
     dma_engines: Annotated[int, Field(ge=1, le=64)] = 1  # per core
+    datatype: Datatype | None = None
     technology: Technology = Technology()
     sources: dict[str, str] = {}   # parameter -> where its value comes from
 
@@ -118,6 +174,35 @@ class NPU(_Strict):
         if self.cores > 1 and self.interconnect is None:
             raise ValueError("cores > 1 needs an 'interconnect' section")
         return self
+
+    @model_validator(mode="after")
+    def _known_energy_table(self) -> "NPU":
+        from .energy import known_tables
+
+        if self.technology.energy_table not in known_tables():
+            raise ValueError(f"technology.energy_table: unknown energy table "
+                             f"{self.technology.energy_table!r}; known: {', '.join(known_tables())}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_buffer_organisation(self) -> "NPU":
+        if (self.sram is None) == (self.buffers is None):
+            raise ValueError("give exactly one of 'sram' (one unified buffer) or 'buffers' "
+                             "(separate ifmap, filter and ofmap buffers)")
+        return self
+
+    @property
+    def on_chip_buffers(self) -> dict[str, Buffer]:
+        """Each core's buffers by name: {'sram': ...} or {'ifmap': ..., 'filter': ..., 'ofmap': ...}."""
+        if self.sram is not None:
+            return {"sram": self.sram}
+        b = self.buffers
+        return {"ifmap": b.ifmap, "filter": b.filter, "ofmap": b.ofmap}
+
+    @property
+    def on_chip_bytes(self) -> int:
+        """On-chip buffer capacity of one core, all buffers together."""
+        return sum(b.size_bytes for b in self.on_chip_buffers.values())
 
     @property
     def clock_hz(self) -> float:

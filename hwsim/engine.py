@@ -31,6 +31,9 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
     mem_now: dict[str, int] = defaultdict(int)
     mem_peak: dict[str, int] = defaultdict(int)
     mem_trace: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for level, nbytes in sorted(program.initial_memory.items()):
+        mem_now[level] = mem_peak[level] = nbytes
+        mem_trace[level].append((0.0, nbytes))
 
     def change_memory(delta: dict, sign: int) -> None:
         for level, nbytes in delta.items():
@@ -54,6 +57,10 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
         if task.deps:
             yield env.all_of([finished[d] for d in task.deps])
         ready = env.now
+        # when the task would have been ready had every transfer been instantaneous: the gap
+        # to `ready` is time spent waiting on data (see SimResult.stalls)
+        ready_without_transfers = max((records[d].end for d in task.deps
+                                       if program.tasks[d].kind is not TaskKind.TRANSFER), default=0.0)
         held = []
         for name in sorted(task.resources, key=order.__getitem__):
             req = resources[name].request()
@@ -66,7 +73,8 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
         for name, req in held:
             resources[name].release(req)
         records[task.id] = TaskRecord(task.id, task.name, task.kind.value, task.resources[0],
-                                      ready, start, env.now, task.scope, task.op_type)
+                                      ready, start, env.now, task.scope, task.op_type,
+                                      ready_without_transfers)
         finished[task.id].succeed()
 
     for task in program.tasks:

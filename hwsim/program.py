@@ -73,6 +73,9 @@ class Program:
     tasks: list[Task]
     metadata: dict[str, str] = field(default_factory=dict)
     not_modelled: list[str] = field(default_factory=list)  # honest limits of this lowering
+    # Memory occupied before the first task, per level (e.g. graph inputs and parameters
+    # already in DRAM): the start of the footprint-over-time trace.
+    initial_memory: dict[str, int] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Dependencies point backwards (the list is topological) and resources exist."""

@@ -52,6 +52,12 @@ class TaskRecord:
     end: float
     scope: str
     op_type: str
+    # when the task would have been ready had every transfer it waited on been instantaneous
+    ready_without_transfers: float = 0.0
+
+
+# Action components that are not memory levels of the chip: compute and the off-chip side.
+_NOT_ON_CHIP = ("mac", "vector", "dram", "noc")
 
 
 @dataclass
@@ -104,9 +110,47 @@ class SimResult:
         return sum(c for a, c in self.action_totals().items() if a.startswith("mac."))
 
     def traffic(self) -> dict[str, float]:
-        """Bytes read and written per memory level: {'dram.read': ..., 'sram.write': ...}."""
+        """Bytes read and written per memory level and link: {'dram.read': ..., 'sram.write': ...,
+        'ifmap.read': ..., 'noc.transfer': ...}."""
         return {a: c for a, c in self.action_totals().items()
-                if a.split(".")[0] in ("dram", "sram", "noc")}
+                if a.endswith((".read", ".write", ".transfer"))}
+
+    def on_chip_traffic(self) -> dict[str, float]:
+        """Bytes read and written in all on-chip buffers together: {'read': ..., 'write': ...}."""
+        out = {"read": 0.0, "write": 0.0}
+        for a, c in self.traffic().items():
+            comp, _, what = a.partition(".")
+            if comp not in _NOT_ON_CHIP and what in out:
+                out[what] += c
+        return out
+
+    # ---- stalls --------------------------------------------------------------------------------
+    def stalls(self) -> dict[str, dict[str, float]]:
+        """Per compute unit: cycles busy, and cycles *stalled* — idle while its next task had all
+        its compute inputs but still waited on a transfer (data not yet on chip, or results not
+        yet stored). Idle time waiting on other units' compute is not a stall.
+
+        For each compute task, in start order on its unit, the stall is the part of
+        [unit free, task ready] after the task's non-transfer dependencies were done; these
+        intervals never overlap, so stall + busy <= the run's cycles per unit slot."""
+        import heapq
+
+        by_unit: dict[str, list[TaskRecord]] = defaultdict(list)
+        for r in self.timeline:
+            if r.kind == "compute":
+                by_unit[r.unit].append(r)
+        out: dict[str, dict[str, float]] = {}
+        for unit, recs in sorted(by_unit.items()):
+            slots = [0.0] * self.unit_capacity.get(unit, 1)
+            stall = busy = 0.0
+            for r in sorted(recs, key=lambda r: (r.start, r.id)):
+                free_at = heapq.heappop(slots)
+                stall += max(0.0, r.ready - max(r.ready_without_transfers, free_at))
+                busy += r.end - r.start
+                heapq.heappush(slots, max(free_at, r.end))
+            out[unit] = {"busy_cycles": busy, "stall_cycles": stall,
+                         "stall_fraction": stall / self.cycles if self.cycles > 0 else 0.0}
+        return out
 
     # ---- energy --------------------------------------------------------------------------------
     def _energy_rows(self) -> list[tuple[ActionRow, float]]:
@@ -180,6 +224,7 @@ class SimResult:
     # ---- conversions ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         t = self.traffic()
+        chip = self.on_chip_traffic()
         return {
             "program": self.program, "target": self.target,
             "cycles": self.cycles, "seconds": self.seconds,
@@ -187,9 +232,10 @@ class SimResult:
             "energy_pj": self.energy_pj,
             "energy_by_component_pj": self.energy_by_component(),
             "dram_read_bytes": t.get("dram.read", 0.0), "dram_write_bytes": t.get("dram.write", 0.0),
-            "sram_read_bytes": t.get("sram.read", 0.0), "sram_write_bytes": t.get("sram.write", 0.0),
+            "sram_read_bytes": chip["read"], "sram_write_bytes": chip["write"],
             "peak_memory_bytes": self.peak_memory,
             "utilization": self.utilization(),
+            "stall_cycles": {u: s["stall_cycles"] for u, s in self.stalls().items()},
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,19 +4,26 @@ Per node, in topological order:
 
 1. **Placement.** A node of task j of a meta-batch runs on core j mod cores (task-level
    parallelism); nodes shared by all tasks (meta-reduce, outer update) run on core 0.
-2. **Operands on chip.** Each core's SRAM holds whole tensors as an LRU cache. An operand that
-   is not resident is loaded by DMA from DRAM (after its write-back, if it was spilled or lives
-   on another core). Dead tensors are freed at their last use; live tensors that must make room
-   are written back first (a spill). An op whose operands and results do not fit in the buffer
-   at once is *streamed* from and to DRAM (see `_stream_traffic`).
+2. **Operands on chip.** Each core's buffers hold whole tensors as LRU caches. With one unified
+   buffer (`sram`) everything lives there; with separate buffers, parameters are loaded into
+   `filter`, other operands into `ifmap`, and results are written into `ofmap` where later
+   consumers read them. An operand that is not resident is loaded by DMA from DRAM (after its
+   write-back, if it was spilled or lives on another core). Dead tensors are freed at their
+   last use; live tensors that must make room are written back first (a spill). An op whose
+   operands and results do not fit in their buffers at once is *streamed* from and to DRAM
+   (see `_lower_streamed`). A buffer too small for an op's smallest tile is an error naming
+   the buffer and the bytes needed.
 3. **Compute.** MatMul/Gemm/Conv run on the systolic array with SCALE-Sim's fold structure
    (`compiler.lowering.systolic.gemm_cost`); every other op runs on the vector unit, bounded by
-   its lanes and by SRAM port bandwidth. Reshape-like views cost nothing and alias their input;
-   metadata ops (Shape, Constant) leave their tiny result in DRAM.
+   its lanes, its transcendental throughput and the SRAM port bandwidth. Reshape-like views
+   cost nothing and alias their input; metadata ops (Shape, Constant) leave their tiny result
+   in DRAM.
 4. **Prefetch window.** The loads of node i may start once node i-2 on that core has finished
    when the buffer is double-buffered (i-1 otherwise), so they overlap the previous compute.
 
-Outputs still on chip at the end are written back to DRAM.
+Outputs still on chip at the end are written back to DRAM. Memory levels traced over time:
+`sram` (all on-chip buffers of all cores), `core<c>.<buffer>` (each buffer of each core) and
+`dram` (graph inputs and parameters from t=0, every tensor written off chip from its write on).
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ from .systolic import gemm_cost
 
 NOT_MODELLED = [
     "array stalls inside a layer from SRAM port bandwidth (SCALE-Sim's stall-free assumption within a tile)",
-    "SRAM bank conflicts, DRAM row-buffer locality and refresh",
+    "SRAM bank conflicts, DRAM row-buffer locality and refresh; one transfer uses one DRAM channel",
     "operator fusion: each node is one compute task (its intermediates stay on chip when they fit)",
-    "off-chip footprint over time (only on-chip SRAM occupancy is traced)",
+    "DRAM space of dead intermediates is not reclaimed (the off-chip footprint is an upper bound)",
+    "results leaving a separate ofmap buffer go to DRAM, not to the ifmap buffer on chip",
 ]
 
 
@@ -54,35 +62,58 @@ def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU) -> Program:
     builder.write_back_outputs()
     prog = Program(name=graph.name, target=hw.name, clock_hz=hw.clock_hz,
                    resources=builder.resources(), tasks=builder.tasks,
-                   metadata=dict(graph.metadata), not_modelled=list(NOT_MODELLED))
+                   metadata=dict(graph.metadata), not_modelled=list(NOT_MODELLED),
+                   initial_memory={"dram": builder.initial_dram_bytes()})
     prog.validate()
     return prog
 
 
-def compulsory_dram_bytes(graph: Graph) -> int:
+def compulsory_dram_bytes(graph: Graph, hw: NPU | None = None) -> int:
     """Bytes any schedule must move off chip: each consumed input/parameter read once and each
-    output written once. A lower bound used by the invariant tests and reports."""
+    output written once (at `hw.datatype` width if the NPU sets one). A lower bound used by the
+    invariant tests and reports."""
+    size = (lambda name: stored_bytes(graph, name, hw.datatype)) if hw is not None \
+        else (lambda name: graph.tensor(name).nbytes)
     consumed = {i for n in graph.nodes for i in n.inputs if i}
-    reads = sum(t.nbytes for name, t in graph.tensors.items()
+    reads = sum(size(name) for name, t in graph.tensors.items()
                 if t.role in (Role.INPUT, Role.PARAMETER) and name in consumed)
-    writes = sum(graph.tensor(o).nbytes for o in set(graph.outputs)
-                 if o not in graph.inputs)
+    writes = sum(size(o) for o in set(graph.outputs) if o not in graph.inputs)
     return reads + writes
+
+
+def stored_bytes(graph: Graph, name: str, datatype: str | None) -> int:
+    """Bytes a tensor occupies on this NPU: floating tensors at the NPU's datatype if it has
+    one, integer tensors (indices, shapes) at their own width."""
+    t = graph.tensor(name)
+    if datatype and _is_float(t.dtype):
+        return t.numel * DTYPE_BYTES[datatype]
+    return t.nbytes
 
 
 # ---- state --------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Core:
-    index: int
+class _Pool:
+    """One on-chip buffer of one core, managed as an LRU cache of whole tensors."""
+
+    name: str
+    capacity: int
+    double_buffered: bool
     resident: "OrderedDict[str, int]" = field(default_factory=OrderedDict)  # tensor -> bytes, LRU first
     used: int = 0
-    last_reader: dict[str, int] = field(default_factory=dict)  # tensor -> last task reading it here
     # Space the lowering already counts as free but that the simulation releases only when a
     # task ends (dead operands, spills, stream staging): (task, bytes), oldest first. An
     # allocation that needs this space waits for those tasks.
     pending: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class _Core:
+    index: int
+    pools: dict[str, _Pool]
+    where: dict[str, str] = field(default_factory=dict)        # resident tensor -> pool name
+    last_reader: dict[str, int] = field(default_factory=dict)  # tensor -> last task reading it here
     compute_tasks: list[int] = field(default_factory=list)
 
 
@@ -98,9 +129,12 @@ class _Builder:
     def __init__(self, graph: Graph, workloads: dict[str, Workload], hw: NPU) -> None:
         self.g, self.w, self.hw = graph, workloads, hw
         self.tasks: list[Task] = []
-        self.cores = [_Core(i) for i in range(hw.cores)]
-        self.capacity = hw.sram.size_bytes
-        self.lookback = 2 if hw.sram.double_buffered else 1
+        self.buffers = hw.on_chip_buffers
+        self.unified = hw.sram is not None
+        self.cores = [_Core(i, {n: _Pool(n, b.size_bytes, b.double_buffered) for n, b in self.buffers.items()})
+                      for i in range(hw.cores)]
+        self.out_pool = "sram" if self.unified else "ofmap"
+        self.lookback = 2 if self.buffers[self.out_pool].double_buffered else 1
         self.alias: dict[str, str] = {}
         for n in graph.nodes:
             if workloads[n.name].dims.get("view"):
@@ -125,17 +159,38 @@ class _Builder:
         return name
 
     def nbytes(self, name: str) -> int:
-        return self.g.tensor(name).nbytes
+        return stored_bytes(self.g, name, self.hw.datatype)
+
+    def load_pool(self, name: str) -> str:
+        """The buffer a tensor loaded from DRAM goes to."""
+        if self.unified:
+            return "sram"
+        role = self.g.tensor(name).role
+        return "filter" if role in (Role.PARAMETER, Role.CONSTANT) else "ifmap"
+
+    def initial_dram_bytes(self) -> int:
+        """Graph inputs, parameters and constants sit in DRAM before the first task."""
+        return sum(self.nbytes(n) for n, t in self.g.tensors.items()
+                   if t.role in (Role.INPUT, Role.PARAMETER, Role.CONSTANT) or n in self.g.inputs)
+
+    def _mem(self, core: int, pool: str, nbytes: int) -> dict[str, int]:
+        """Memory-level deltas of `nbytes` in one buffer: the buffer itself and the on-chip total."""
+        if not nbytes:
+            return {}
+        return {"sram": nbytes, f"core{core}.{pool}": nbytes}
 
     # ---- resources and tasks -------------------------------------------------------------------
     def resources(self) -> dict[str, ResourceSpec]:
         hw = self.hw
+        # A DMA engine writes one buffer at a time; with several buffers it is given the
+        # fastest buffer's port bandwidth (the DRAM link is the narrower one in practice).
+        dma_bw = max(b.bytes_per_cycle for b in self.buffers.values())
         res: dict[str, ResourceSpec] = {}
         for c in range(hw.cores):
             res[f"core{c}.array"] = ResourceSpec(f"core{c}.array", component="array")
             res[f"core{c}.vector"] = ResourceSpec(f"core{c}.vector", component="vector")
             res[f"core{c}.dma"] = ResourceSpec(f"core{c}.dma", capacity=hw.dma_engines,
-                                               bytes_per_cycle=hw.sram.bytes_per_cycle, component="dma")
+                                               bytes_per_cycle=dma_bw, component="dma")
         res["dram"] = ResourceSpec("dram", capacity=hw.dram.channels,
                                    bytes_per_cycle=hw.dram_bytes_per_cycle / hw.dram.channels,
                                    latency_cycles=hw.dram_latency_cycles, component="dram")
@@ -151,86 +206,102 @@ class _Builder:
         self.tasks.append(Task(id=tid, **kw))
         return tid
 
-    def _transfer(self, core: int, name: str, nbytes: int, deps, scope: str, *, to_chip: bool,
-                  alloc: int = 0, free: int = 0) -> int:
+    def _transfer(self, core: int, pool: str, name: str, nbytes: int, deps, scope: str, *,
+                  to_chip: bool, alloc: int = 0, free: int = 0, dram_alloc: int = 0) -> int:
+        """A DMA between DRAM and buffer `pool` of `core`. `dram_alloc`: bytes this write adds
+        to the off-chip footprint (a tensor's first copy in DRAM)."""
         path = (f"core{core}.dma", "dram") + (("noc",) if self.hw.cores > 1 else ())
-        actions = ({"dram.read": nbytes, "sram.write": nbytes} if to_chip
-                   else {"sram.read": nbytes, "dram.write": nbytes})
+        actions = ({"dram.read": nbytes, f"{pool}.write": nbytes} if to_chip
+                   else {f"{pool}.read": nbytes, "dram.write": nbytes})
         if self.hw.cores > 1:
             actions["noc.transfer"] = nbytes
+        mem_alloc = self._mem(core, pool, alloc)
+        if dram_alloc:
+            mem_alloc["dram"] = dram_alloc
         return self._add(kind=TaskKind.TRANSFER, name=name, resources=path, deps=tuple(deps),
                          bytes=nbytes, actions=actions, scope=scope, op_type="dma",
-                         mem_alloc={"sram": alloc} if alloc else {},
-                         mem_free={"sram": free} if free else {})
+                         mem_alloc=mem_alloc, mem_free=self._mem(core, pool, free))
 
     def _ensure_in_dram(self, name: str, scope: str) -> int | None:
         """Write a tensor that lives only on chip back to DRAM; the task the DRAM copy waits on."""
         s = self.state[name]
         if not s.in_dram:
             core, producer = next(iter(s.ready_on.items()))
-            s.dram_ready = self._transfer(core, f"writeback {name}", self.nbytes(name), (producer,),
-                                          scope, to_chip=False)
+            size = self.nbytes(name)
+            s.dram_ready = self._transfer(core, self.cores[core].where[name], f"writeback {name}", size,
+                                          (producer,), scope, to_chip=False, dram_alloc=size)
             s.in_dram = True
         return s.dram_ready
 
     # ---- on-chip residency ---------------------------------------------------------------------
-    def _make_room(self, core: _Core, nbytes: int, pinned: set[str], scope: str) -> list[int]:
-        """Evict LRU tensors (not pinned) until `nbytes` fit, then return the tasks the new
-        allocation must wait for so that the space really is free when it starts.
+    def _make_room(self, core: _Core, pool: str, nbytes: int, pinned: set[str], scope: str) -> list[int]:
+        """Evict LRU tensors (not pinned) from buffer `pool` until `nbytes` fit, then return the
+        tasks the new allocation must wait for so that the space really is free when it starts.
 
         Evicted space is released in the simulation only when a task ends: a live tensor's
         spill, or the last reader of a clean one (no write-after-read hazard). Such space and
-        every other release still in flight sits in `core.pending`; the allocation waits for
-        the oldest releases until what it needs is covered, and leaves any remainder pending."""
+        every other release still in flight sits in `pending`; the allocation waits for the
+        oldest releases until what it needs is covered, and leaves any remainder pending."""
+        p = core.pools[pool]
         waits = []
-        for name in list(core.resident):
-            if core.used + nbytes <= self.capacity:
+        for name in list(p.resident):
+            if p.used + nbytes <= p.capacity:
                 break
             if name in pinned:
                 continue
-            size = core.resident.pop(name)
-            core.used -= size
+            size = p.resident.pop(name)
+            del core.where[name]
+            p.used -= size
             s = self.state[name]
             producer = s.ready_on.pop(core.index)
             if not s.in_dram:  # live and dirty: spill
-                s.dram_ready = self._transfer(core.index, f"spill {name}", size, (producer,), scope,
-                                              to_chip=False, free=size)
+                s.dram_ready = self._transfer(core.index, pool, f"spill {name}", size, (producer,), scope,
+                                              to_chip=False, free=size, dram_alloc=size)
                 s.in_dram = True
-                core.pending.append((s.dram_ready, size))
+                p.pending.append((s.dram_ready, size))
             else:
                 last = core.last_reader.pop(name, producer)
                 t = self.tasks[last]
-                self.tasks[last] = replace(t, mem_free={"sram": t.mem_free.get("sram", 0) + size})
-                core.pending.append((last, size))
-        if core.used + nbytes > self.capacity:
-            raise LoweringError(f"SRAM of {self.capacity} bytes on core {core.index} cannot hold "
-                                f"the {nbytes} bytes one node needs at once")
-        short = core.used + sum(b for _, b in core.pending) + nbytes - self.capacity
+                self.tasks[last] = replace(t, mem_free=_merge(t.mem_free, self._mem(core.index, pool, size)))
+                p.pending.append((last, size))
+        if p.used + nbytes > p.capacity:
+            raise LoweringError(f"{self._buffer_name(pool)} of {p.capacity} bytes on core {core.index} "
+                                f"cannot hold the {nbytes} bytes one node needs at once")
+        short = p.used + sum(b for _, b in p.pending) + nbytes - p.capacity
         while short > 0:
-            tid, b = core.pending.pop(0)
+            tid, b = p.pending.pop(0)
             waits.append(tid)
             if b > short:   # only part of this release is needed: the rest stays pending
-                core.pending.insert(0, (tid, b - short))
+                p.pending.insert(0, (tid, b - short))
             short -= b
         return waits
+
+    def _buffer_name(self, pool: str) -> str:
+        return "SRAM" if pool == "sram" else f"{pool} buffer"
 
     def _bring(self, core: _Core, name: str, pinned: set[str], scope: str, window: int | None,
                deps: list[int]) -> None:
         """Make `name` resident on `core`; add what the consumer waits for to `deps`."""
         s = self.state[name]
-        if name in core.resident:
-            core.resident.move_to_end(name)
+        if name in core.where:
+            core.pools[core.where[name]].resident.move_to_end(name)
             deps.append(s.ready_on[core.index])
             return
         self._ensure_in_dram(name, scope)
         size = self.nbytes(name)
-        waits = self._make_room(core, size, pinned, scope)
-        tid = self._transfer(core.index, f"load {name}", size, (s.dram_ready, window, *waits), scope,
+        pool = self.load_pool(name)
+        waits = self._make_room(core, pool, size, pinned, scope)
+        tid = self._transfer(core.index, pool, f"load {name}", size, (s.dram_ready, window, *waits), scope,
                              to_chip=True, alloc=size)
-        core.resident[name] = size
-        core.used += size
+        self._place(core, pool, name, size)
         s.ready_on[core.index] = tid
         deps.append(tid)
+
+    def _place(self, core: _Core, pool: str, name: str, size: int) -> None:
+        p = core.pools[pool]
+        p.resident[name] = size
+        p.used += size
+        core.where[name] = pool
 
     # ---- one node ------------------------------------------------------------------------------
     def lower_node(self, node: Node, wl: Workload) -> None:
@@ -239,130 +310,216 @@ class _Builder:
         ins = list(dict.fromkeys(self.base(i) for i in node.inputs if i))
         outs = [o for o in node.outputs if o]
         window = core.compute_tasks[-self.lookback] if len(core.compute_tasks) >= self.lookback else None
-        unit, cycles, actions = self._compute_cost(node, wl)
+        in_pools = {i: core.where.get(i) or self.load_pool(i) for i in ins}
+        self._check_smallest_tile(node, wl, core, in_pools)
+        unit, cycles, actions = self._compute_cost(node, wl, in_pools)
         out_bytes = sum(self.nbytes(o) for o in outs)
-        streamed = sum(self.nbytes(i) for i in ins) + out_bytes > self.capacity
-
-        if streamed:
+        needs: dict[str, int] = defaultdict(int)
+        for i in ins:
+            needs[in_pools[i]] += self.nbytes(i)
+        needs[self.out_pool] += out_bytes
+        if any(b > core.pools[p].capacity for p, b in needs.items()):
             self._lower_streamed(node, core, ins, outs, unit, cycles, actions, window)
             return
         deps: list[int] = []
         pinned = set(ins) | set(outs)
         for i in ins:
             self._bring(core, i, pinned, scope, window, deps)
-        deps += self._make_room(core, out_bytes, pinned, scope)
-        free = 0
+        deps += self._make_room(core, self.out_pool, out_bytes, pinned, scope)
+        free: dict[str, int] = {}   # memory-level deltas released when the node ends
+        frees: dict[str, int] = defaultdict(int)   # pool -> bytes released when the node ends
         # inputs whose last use this is leave the buffer when the node finishes
         for i in node.inputs:
             if i:
                 self.state[self.base(i)].remaining_uses -= 1
         for i in ins:
             s = self.state[i]
-            if s.remaining_uses <= 0 and i not in self.outputs and i in core.resident:
-                free += core.resident.pop(i)
-                core.used -= self.nbytes(i)
+            if s.remaining_uses <= 0 and i not in self.outputs and i in core.where:
+                pool = core.where.pop(i)
+                p = core.pools[pool]
+                frees[pool] += p.resident.pop(i)
+                p.used -= self.nbytes(i)
                 s.ready_on.pop(core.index, None)
                 core.last_reader.pop(i, None)
         dead_outs = [o for o in outs if self.state[o].remaining_uses == 0 and o not in self.outputs]
-        free += sum(self.nbytes(o) for o in dead_outs)
+        frees[self.out_pool] += sum(self.nbytes(o) for o in dead_outs)
+        for pool, b in frees.items():
+            free = _merge(free, self._mem(core.index, pool, b))
         tid = self._add(kind=TaskKind.COMPUTE, name=node.name, resources=(f"core{core.index}.{unit}",),
                         deps=deps, cycles=cycles, actions=actions,
-                        mem_alloc={"sram": out_bytes} if out_bytes else {},
-                        mem_free={"sram": free} if free else {},
+                        mem_alloc=self._mem(core.index, self.out_pool, out_bytes), mem_free=free,
                         scope=scope, op_type=node.op_type, nodes=(node.name,))
         core.compute_tasks.append(tid)
-        if free:
-            core.pending.append((tid, free))
+        for pool, b in frees.items():
+            if b:
+                core.pools[pool].pending.append((tid, b))
         for i in ins:
-            if i in core.resident:
+            if i in core.where:
                 core.last_reader[i] = tid
         for o in outs:
             if o in dead_outs:
                 continue
             s = self.state[o]
             s.in_dram, s.dram_ready, s.ready_on = False, None, {core.index: tid}
-            core.resident[o] = self.nbytes(o)
-            core.used += self.nbytes(o)
+            self._place(core, self.out_pool, o, self.nbytes(o))
 
     def _lower_streamed(self, node: Node, core: _Core, ins: list[str], outs: list[str], unit: str,
                         cycles: float, actions: dict[str, float], window: int | None) -> None:
-        """An op too large for the buffer runs in tiles: load tile i+1 while computing tile i
-        (double buffering), store each tile's results. Operands come from and go to DRAM."""
+        """An op too large for its buffers runs in tiles: load tile i+1 while computing tile i
+        (double buffering), store each tile's results. Operands come from and go to DRAM.
+
+        Input tiles are staged in the buffer the largest operand loads into, result tiles in the
+        result buffer; half of each is reserved as two tile buffers (a unified buffer: half in
+        all, two input and two result tile buffers)."""
         scope = str(node.scope)
-        load = self._stream_traffic(ins)
+        in_pool = self.load_pool(max(ins, key=self.nbytes)) if ins else self.out_pool
+        out_pool = self.out_pool
+        cap_in = core.pools[in_pool].capacity
+        load = self._stream_traffic(ins, cap_in // 2)
         out_bytes = sum(self.nbytes(o) for o in outs)
-        tiles = max(1, min(MAX_STREAM_TILES, math.ceil(load / max(1, self.capacity // 2))))
+        if in_pool == out_pool:
+            rooms = {in_pool: cap_in // 2}
+            stage_in = stage_out = max(1, cap_in // 8)
+            tiles = math.ceil(load / max(1, cap_in // 2))
+        else:
+            cap_out = core.pools[out_pool].capacity
+            rooms = {in_pool: cap_in // 2, out_pool: cap_out // 2}
+            stage_in, stage_out = max(1, cap_in // 4), max(1, cap_out // 4)
+            tiles = max(math.ceil(load / max(1, cap_in // 2)), math.ceil(out_bytes / max(1, cap_out // 2)))
+        tiles = max(1, min(MAX_STREAM_TILES, tiles))
+        lookback = 2 if core.pools[in_pool].double_buffered else 1
         in_deps = [self._ensure_in_dram(i, scope) for i in ins]
         for i in node.inputs:
             if i:
                 self.state[self.base(i)].remaining_uses -= 1
         computes: list[int] = []
         stores: list[int] = []
-        # on-chip staging: half the buffer, as two input and two output tile buffers (a merged
-        # tile stands for several real ones, so its staging is capped the same way)
-        staging = self.capacity // 2
-        room = self._make_room(core, staging, set(), scope)
-        stage = max(1, staging // 4)
+        room: list[int] = []
+        for pool, b in rooms.items():
+            room += self._make_room(core, pool, b, set(), scope)
+        written = 0
         for k in range(tiles):
             part = _share(load, tiles, k)
-            gate = window if k < 2 else computes[k - 2]   # two tile buffers
-            ld = self._transfer(core.index, f"stream-in {node.name} [{k + 1}/{tiles}]", part,
-                                (*in_deps, gate, *(room if k < 2 else ())), scope, to_chip=True,
-                                alloc=min(part, stage))
+            gate = window if k < lookback else computes[k - lookback]   # tile buffers
+            ld = self._transfer(core.index, in_pool, f"stream-in {node.name} [{k + 1}/{tiles}]", part,
+                                (*in_deps, gate, *(room if k < lookback else ())), scope, to_chip=True,
+                                alloc=min(part, stage_in))
             out_part = _share(out_bytes, tiles, k)
             c = self._add(kind=TaskKind.COMPUTE, name=f"{node.name} [{k + 1}/{tiles}]",
                           resources=(f"core{core.index}.{unit}",),
                           deps=(ld, computes[-1] if computes else None), cycles=cycles / tiles,
                           actions=actions if k == 0 else {},   # counted once, exactly
-                          mem_alloc={"sram": min(out_part, stage)} if out_part else {},
-                          mem_free={"sram": min(part, stage)} if part else {},
+                          mem_alloc=self._mem(core.index, out_pool, min(out_part, stage_out)),
+                          mem_free=self._mem(core.index, in_pool, min(part, stage_in)),
                           scope=scope, op_type=node.op_type, nodes=(node.name,))
             computes.append(c)
             if out_part:
-                stores.append(self._transfer(core.index, f"stream-out {node.name} [{k + 1}/{tiles}]",
+                stores.append(self._transfer(core.index, out_pool, f"stream-out {node.name} [{k + 1}/{tiles}]",
                                              out_part, (c,), scope, to_chip=False,
-                                             free=min(out_part, stage)))
+                                             free=min(out_part, stage_out), dram_alloc=out_part))
+                written += out_part
         core.compute_tasks.append(computes[-1])
         done = stores[-1] if stores else computes[-1]
         if len(stores) > 1:   # the results are complete when every tile is stored
             done = self._add(kind=TaskKind.COMPUTE, name=f"{node.name} [stored]",
                              resources=(f"core{core.index}.{unit}",), deps=tuple(stores), cycles=0,
                              scope=scope, op_type=node.op_type, nodes=(node.name,))
-        core.pending.append((done, staging))  # returned tile by tile; later users wait for it all
+        for pool, b in rooms.items():   # returned tile by tile; later users wait for it all
+            core.pools[pool].pending.append((done, b))
         for o in outs:
             self.state[o].in_dram, self.state[o].dram_ready = True, done
 
-    def _stream_traffic(self, ins: list[str]) -> int:
+    def _stream_traffic(self, ins: list[str], tile_bytes: int) -> int:
         """Bytes loaded by a streamed op: the largest operand once, every other operand once per
         tile of it, a tile being what fits in half the buffer (the other half double-buffers)."""
         sizes = sorted((self.nbytes(i) for i in ins), reverse=True)
         if not sizes:
             return 0
-        tiles = max(1, math.ceil(sizes[0] / max(1, self.capacity // 2)))
+        tiles = max(1, math.ceil(sizes[0] / max(1, tile_bytes)))
         return sizes[0] + tiles * sum(sizes[1:])
 
-    def _compute_cost(self, node: Node, wl: Workload) -> tuple[str, float, dict[str, float]]:
-        dtype = _compute_dtype(self.g, node)
+    def _check_smallest_tile(self, node: Node, wl: Workload, core: _Core, in_pools: dict[str, str]) -> None:
+        """Raise if a buffer cannot hold the smallest tile of `node` even when streamed.
+
+        Array ops: the stationary operand of one fold (rows x cols elements: the filter for WS,
+        the ifmap for IS, the results for OS) plus one vector of each streamed operand per cycle
+        (rows or cols elements), doubled when the buffer is double-buffered. Vector ops: one
+        vector of `lanes` elements of each operand and result, doubled likewise. No tile needs
+        more of an operand than the operand itself."""
+        need: dict[str, int] = defaultdict(int)
+
+        def add(pool: str, tensor: str, elements: int, stationary: bool = False) -> None:
+            t = self.g.tensor(tensor)
+            per = self.nbytes(tensor) // max(1, t.numel)
+            db = 1 if stationary or not self.buffers[pool].double_buffered else 2
+            need[pool] += min(self.nbytes(tensor), db * elements * per)
+
+        ins = [self.base(i) for i in node.inputs if i]
+        outs = [o for o in node.outputs if o]
+        if wl.kind in (Kind.MATMUL, Kind.CONV) and len(ins) >= 2:
+            a, df = self.hw.array, self.hw.array.dataflow.value
+            r, c = a.rows, a.cols
+            ifm, flt = ins[0], ins[1]
+            add(in_pools[ifm], ifm, r * c if df == "IS" else r, stationary=df == "IS")
+            add(in_pools[flt], flt, r * c if df == "WS" else (r if df == "IS" else c), stationary=df == "WS")
+            for o in outs:
+                add(self.out_pool, o, r * c if df == "OS" else c, stationary=df == "OS")
+        else:
+            lanes = self.hw.vector.lanes
+            for i in dict.fromkeys(ins):
+                add(in_pools[i], i, lanes)
+            for o in outs:
+                add(self.out_pool, o, lanes)
+        for pool, b in need.items():
+            cap = core.pools[pool].capacity
+            if b > cap:
+                raise LoweringError(
+                    f"{self._buffer_name(pool)} of {cap} bytes on core {core.index} is too small for node "
+                    f"{node.name!r} ({node.op_type}): its smallest tile needs {b} bytes there")
+
+    def _compute_cost(self, node: Node, wl: Workload, in_pools: dict[str, str]) -> tuple[str, float, dict[str, float]]:
+        graph_dtype = _compute_dtype(self.g, node)
+        dtype = self.hw.datatype if self.hw.datatype and _is_float(graph_dtype) else graph_dtype
+        ins = [self.base(i) for i in node.inputs if i]
+        out = self.out_pool
         if wl.kind in (Kind.MATMUL, Kind.CONV):
             sr, sc, t, repeats = _as_gemm(self.g, node, wl)
             a = self.hw.array
             cost = gemm_cost(sr, sc, t, a.rows, a.cols, a.dataflow.value)
             esize = DTYPE_BYTES.get(dtype, 4)
-            actions = {
-                f"mac.{dtype}": float(wl.macs),
-                "sram.read": float(repeats * esize * (cost.ifmap_sram_reads + cost.filter_sram_reads
-                                                      + cost.ofmap_sram_reads)),
-                "sram.write": float(repeats * esize * cost.ofmap_sram_writes),
-            }
+            ifm = in_pools.get(ins[0], out) if ins else out
+            flt = in_pools.get(ins[1], out) if len(ins) > 1 else ifm
+            reads: dict[str, float] = defaultdict(float)
+            reads[ifm] += repeats * esize * cost.ifmap_sram_reads
+            reads[flt] += repeats * esize * cost.filter_sram_reads
+            reads[out] += repeats * esize * cost.ofmap_sram_reads
+            actions = {f"mac.{dtype}": float(wl.macs)}
+            for pool, b in reads.items():
+                actions[f"{pool}.read"] = float(b)
+            actions[f"{out}.write"] = float(repeats * esize * cost.ofmap_sram_writes)
             if wl.flops:  # bias / alpha / beta on the accumulator path: counted, overlapped
                 actions[f"vector.{dtype}"] = float(wl.flops)
             return "array", float(repeats * cost.cycles), actions
         v = self.hw.vector
+        # bytes at the stored width: the workload counts the graph's types
+        scale = (DTYPE_BYTES[dtype] / DTYPE_BYTES.get(graph_dtype, 4)) if dtype != graph_dtype else 1.0
+        bytes_read = wl.bytes_read * scale
+        bytes_written = wl.bytes_written * scale
         trans = int(wl.dims.get("transcendental", 0))
         lane_ops = wl.flops + trans * (v.transcendental_cycles - 1)
-        cycles = _vector_cycles(lane_ops, wl.bytes_read + wl.bytes_written, v.lanes * v.ops_per_lane,
-                                v.pipeline_depth, self.hw.sram.bytes_per_cycle)
-        actions = {"sram.read": float(wl.bytes_read), "sram.write": float(wl.bytes_written)}
+        port_bw = min(self.buffers[p].bytes_per_cycle for p in {*in_pools.values(), out})
+        cycles = _vector_cycles(lane_ops, math.ceil(bytes_read + bytes_written), v.lanes * v.ops_per_lane,
+                                v.pipeline_depth, port_bw)
+        # reads are attributed to each operand's buffer in proportion to its size
+        actions: dict[str, float] = defaultdict(float)
+        sizes = {i: self.nbytes(i) for i in dict.fromkeys(ins)}
+        total = sum(sizes.values())
+        for i, b in sizes.items():
+            actions[f"{in_pools.get(i, out)}.read"] += bytes_read * b / total if total else 0.0
+        if not sizes:
+            actions[f"{out}.read"] += bytes_read
+        actions[f"{out}.write"] += bytes_written
+        actions = {k: float(c) for k, c in actions.items() if c}
         if lane_ops:
             actions[f"vector.{dtype}"] = float(lane_ops)
         return "vector", cycles, actions
@@ -374,9 +531,21 @@ class _Builder:
                 continue
             core, producer = next(iter(s.ready_on.items()))
             size = self.nbytes(o)
-            s.dram_ready = self._transfer(core, f"store {o}", size, (producer,),
-                                          self.tasks[producer].scope, to_chip=False, free=size)
+            s.dram_ready = self._transfer(core, self.cores[core].where[o], f"store {o}", size, (producer,),
+                                          self.tasks[producer].scope, to_chip=False, free=size,
+                                          dram_alloc=size)
             s.in_dram = True
+
+
+def _merge(a, b) -> dict[str, int]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def _is_float(dtype: str) -> bool:
+    return dtype.startswith("float") or dtype == "bfloat16"
 
 
 # Streamed ops are cut into at most this many tiles: enough to overlap transfers with compute,
@@ -417,5 +586,6 @@ def _as_gemm(g: Graph, node: Node, wl: Workload) -> tuple[int, int, int, int]:
 
 @lru_cache(maxsize=65536)
 def _vector_cycles(lane_ops: int, nbytes: int, width: int, depth: int, sram_bw: float) -> float:
-    """Pipelined SIMD: fill latency plus the larger of arithmetic time and SRAM-port time."""
-    return float(depth + max(math.ceil(lane_ops / width), math.ceil(nbytes / sram_bw)))
+    """Pipelined SIMD: fill latency plus the larger of arithmetic time and SRAM-port time; at
+    least one cycle (only views and metadata ops, which never get here, cost nothing)."""
+    return float(depth + max(math.ceil(lane_ops / width), math.ceil(nbytes / sram_bw), 1))

@@ -18,6 +18,7 @@ from hwsim.engine import simulate as run_program
 from hwsim.files import write_atomic
 from hwsim.result import SimResult
 from reports.compare import Run, comparison_markdown, phases_frame, totals_frame
+from reports.fabric import configuration_table
 from reports.tables import phase_table, summary_table
 from reports.trace import perfetto_trace
 
@@ -73,6 +74,9 @@ def simulate(args: argparse.Namespace) -> int:
     if compiled.graph.metadata.get("phase"):
         print()
         print(phase_table(result))
+    if "fabric.configurations" in result.metadata:
+        print()
+        print(configuration_table(result))
     if args.json:
         write_atomic(args.json, result.to_json(timeline=not args.no_timeline))
         print(f"\nwrote {args.json}")

@@ -106,3 +106,31 @@ def test_phase_breakdown_groups_tasks_by_scope_without_task_index():
     assert rows["inner0/forward"]["macs"] == 10
     assert rows["inner0/forward"]["compute_busy_cycles"] == 20
     assert rows["outer_update"]["span_cycles"] == 4
+
+
+def test_stall_is_idle_time_waiting_on_data_not_on_other_compute():
+    # c1 waits 90 cycles for its load after the array is free: a stall. c3 waits for c2 on
+    # the vector unit: not a stall. c4 waits for its load while c3 runs: no idle, no stall.
+    tasks = [load(0, 720),                                   # 10 + 90 cycles
+             compute(1, "array", 20, deps=(0,)),
+             compute(2, "vector", 150),
+             compute(3, "array", 10, deps=(2,)),
+             load(4, 80, deps=(1,)),
+             compute(5, "array", 5, deps=(4, 3))]
+    r = run(tasks)
+    s = r.stalls()
+    assert s["array"]["stall_cycles"] == 100        # only c1's wait for the first load
+    assert s["array"]["busy_cycles"] == 35
+    assert s["vector"]["stall_cycles"] == 0
+    assert r.summary()["stall_cycles"] == {"array": 100, "vector": 0}
+    rec = {t.id: t for t in r.timeline}
+    assert rec[3].ready_without_transfers == 150 and rec[1].ready_without_transfers == 0
+
+
+def test_initial_memory_starts_the_trace_at_time_zero():
+    prog = Program("p", "test", 1e9, dict(RES),
+                   [compute(0, "array", 5), load(1, 100, deps=(0,), mem_alloc={"dram": 100})],
+                   initial_memory={"dram": 1000})
+    r = simulate(prog)
+    assert r.memory_trace["dram"] == [(0.0, 1000), (5, 1100)]
+    assert r.peak_memory["dram"] == 1100
