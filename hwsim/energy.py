@@ -43,11 +43,11 @@ class Price:
 # ---- arithmetic -----------------------------------------------------------------------------------
 
 # Horowitz 2014, arithmetic (pJ per operation, 45 nm). A MAC = one multiply + one add.
-_H45_MULT = {"float32": 3.7, "float16": 1.1, "int32": 3.1, "int8": 0.2}
-_H45_ADD = {"float32": 0.9, "float16": 0.4, "int32": 0.1, "int16": 0.05, "int8": 0.03}
+H45_MULT = {"float32": 3.7, "float16": 1.1, "int32": 3.1, "int8": 0.2}
+H45_ADD = {"float32": 0.9, "float16": 0.4, "int32": 0.1, "int16": 0.05, "int8": 0.03}
 # Horowitz gives no 16-bit integer multiply. A multiplier's energy grows with the square of its
 # width; his two integer points agree on that (0.2 pJ x (16/8)^2 = 0.8, 3.1 pJ x (16/32)^2 = 0.78).
-_H45_MULT["int16"] = 0.2 * (16 / 8) ** 2
+H45_MULT["int16"] = 0.2 * (16 / 8) ** 2
 _INT16_MULT_SOURCE = (f"{HOROWITZ}: int16 mult = int8 mult 0.2 pJ x (16/8)^2 (quadratic in width, "
                       "consistent with the int32 point 3.1 pJ x (16/32)^2)")
 # bfloat16 has no row in Horowitz's table; priced as float16 (same multiplier width class).
@@ -60,13 +60,13 @@ PRICED_DTYPES = ("float32", "float16", "int32", "int16", "int8")
 
 # Horowitz 2014, 64-bit SRAM access by capacity (pJ). The 32 KB and 1 MB points are marked
 # "verify" in REFERENCE.md; they are the figures quoted from the same ISSCC slide.
-_H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
+H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 
 
 def sram_pj_per_byte(size_bytes: int) -> float:
     """Horowitz's three SRAM points interpolated linearly in log(size); extrapolated with the
     nearest segment's slope outside 8 KB..1 MB (a documented approximation)."""
-    pts = [(math.log(s), math.log(e)) for s, e in _H45_SRAM_64B]
+    pts = [(math.log(s), math.log(e)) for s, e in H45_SRAM_64B]
     x = math.log(max(size_bytes, 1))
     (x0, y0), (x1, y1) = (pts[0], pts[1]) if x <= pts[1][0] else (pts[1], pts[2])
     y = y0 + (y1 - y0) * (x - x0) / (x1 - x0)
@@ -75,7 +75,7 @@ def sram_pj_per_byte(size_bytes: int) -> float:
 
 # Horowitz 2014: DRAM 1.3-2.6 nJ per 64-bit access; the low end (kept for target families that
 # price DRAM without a type).
-_H45_DRAM_64B_PJ = 1300.0
+H45_DRAM_64B_PJ = 1300.0
 
 
 # ---- DRAM by type ---------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ _H45_DRAM_64B_PJ = 1300.0
 # Energy per bit transferred (array access + I/O), pJ/bit. DRAM is a separate part: these rows
 # do not scale with the logic node. `Dram.energy_pj_per_bit` overrides them per config.
 DRAM_PJ_PER_BIT: dict[str, tuple[float, str]] = {
-    "DDR3": (_H45_DRAM_64B_PJ / 64, f"{HOROWITZ}: DRAM 1.3 nJ per 64-bit access (low end of 1.3-2.6 nJ)"),
+    "DDR3": (H45_DRAM_64B_PJ / 64, f"{HOROWITZ}: DRAM 1.3 nJ per 64-bit access (low end of 1.3-2.6 nJ)"),
     "DDR4": (15.0, "DDR4 ~15 pJ/bit incl. I/O, as derived from the Micron DDR4 system-power "
                    "calculator (TN-40-07) in the literature (verify)"),
     "LPDDR4": (6.0, "LPDDR4 ~6 pJ/bit incl. I/O, Micron LPDDR4 power figures as quoted in the "
@@ -144,8 +144,8 @@ def _horowitz45(hw: NPU) -> dict[str, Price]:
     t: dict[str, Price] = {}
     for dt in PRICED_DTYPES:
         src = _INT16_MULT_SOURCE if dt == "int16" else HOROWITZ
-        t[f"mac.{dt}"] = Price(_H45_MULT[dt] + _H45_ADD[dt], "MAC", f"{src}: {dt} mult + add")
-        t[f"vector.{dt}"] = Price(_H45_ADD[dt], "op", f"{HOROWITZ}: {dt} add (one lane op)")
+        t[f"mac.{dt}"] = Price(H45_MULT[dt] + H45_ADD[dt], "MAC", f"{src}: {dt} mult + add")
+        t[f"vector.{dt}"] = Price(H45_ADD[dt], "op", f"{HOROWITZ}: {dt} add (one lane op)")
     for name, buf in hw.on_chip_buffers.items():
         sram = sram_pj_per_byte(buf.size_bytes)
         src = f"{HOROWITZ}: 64-bit SRAM access, log-interpolated to {buf.size_kib:g} KiB, /8"
@@ -156,7 +156,7 @@ def _horowitz45(hw: NPU) -> dict[str, Price]:
     t["dram.write"] = dram
     # Moving a byte across the chip costs about as much as reading it from a large buffer;
     # Horowitz's slide gives no wire figure, so the 1 MB SRAM access energy stands in.
-    t["noc.transfer"] = Price(_H45_SRAM_64B[-1][1] / 8.0, "byte",
+    t["noc.transfer"] = Price(H45_SRAM_64B[-1][1] / 8.0, "byte",
                               f"{HOROWITZ}: 1 MB SRAM 64-bit access /8 as a proxy for a chip-crossing byte")
     return _on_chip(hw, t, 45)
 
@@ -164,7 +164,7 @@ def _horowitz45(hw: NPU) -> dict[str, Price]:
 # Eyeriss's normalised energy per 16-bit access (REFERENCE.md §1), relative to one 16-bit MAC.
 EYERISS_RELATIVE = {"mac": 1.0, "rf": 1.0, "inter_pe": 2.0, "global_buffer": 6.0, "dram": 200.0}
 # The absolute anchor: a 16-bit integer MAC at 45 nm (Horowitz int16 mult 0.8 + add 0.05 pJ).
-EYERISS_ANCHOR_PJ = _H45_MULT["int16"] + _H45_ADD["int16"]
+EYERISS_ANCHOR_PJ = H45_MULT["int16"] + H45_ADD["int16"]
 
 
 def _eyeriss(hw: NPU) -> dict[str, Price]:

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from .config import Dram, Technology, _Strict, register_kind
-from .energy import HOROWITZ, Price, _H45_ADD, _H45_DRAM_64B_PJ, _H45_MULT, register_table, sram_pj_per_byte
+from .energy import H45_ADD, H45_DRAM_64B_PJ, H45_MULT, HOROWITZ, Price, register_table, sram_pj_per_byte
 
 BRAM18_BYTES = 18 * 1024 // 8      # one BRAM18: 18 Kib (UG573)
 URAM_BYTES = 288 * 1024 // 8       # one URAM288: 288 Kib (UG573)
@@ -270,12 +270,12 @@ FPGA_SOFT_GAP = 14.0
 def _configuration_byte() -> Price:
     # A configuration byte is fetched from external memory and written into configuration SRAM:
     # one DRAM byte read plus one small-SRAM byte write (Horowitz 45 nm).
-    pj = _H45_DRAM_64B_PJ / 8 + sram_pj_per_byte(8 * 1024)
+    pj = H45_DRAM_64B_PJ / 8 + sram_pj_per_byte(8 * 1024)
     return Price(pj, "byte", f"{HOROWITZ}: DRAM byte read + 8 KB SRAM byte write per configuration byte")
 
 
 def _dram_prices() -> dict[str, Price]:
-    dram = Price(_H45_DRAM_64B_PJ / 8, "byte", f"{HOROWITZ}: DRAM 1.3 nJ per 64-bit access, /8")
+    dram = Price(H45_DRAM_64B_PJ / 8, "byte", f"{HOROWITZ}: DRAM 1.3 nJ per 64-bit access, /8")
     return {"dram.read": dram, "dram.write": dram}
 
 
@@ -283,9 +283,9 @@ def _dram_prices() -> dict[str, Price]:
 def fpga45(hw: FPGA) -> dict[str, Price]:
     t: dict[str, Price] = {}
     for dt in ("float32", "float16", "int32", "int8"):
-        t[f"mac.{dt}"] = Price((_H45_MULT[dt] + _H45_ADD[dt]) * FPGA_HARD_GAP, "MAC",
+        t[f"mac.{dt}"] = Price((H45_MULT[dt] + H45_ADD[dt]) * FPGA_HARD_GAP, "MAC",
                                f"{HOROWITZ}: {dt} mult + add, x{FPGA_HARD_GAP} ({KUON_ROSE}, hard blocks)")
-        t[f"lut.{dt}"] = Price(_H45_ADD[dt] * FPGA_SOFT_GAP, "op",
+        t[f"lut.{dt}"] = Price(H45_ADD[dt] * FPGA_SOFT_GAP, "op",
                                f"{HOROWITZ}: {dt} add, x{FPGA_SOFT_GAP} ({KUON_ROSE}, soft logic)")
     bram = sram_pj_per_byte(BRAM18_BYTES) * FPGA_HARD_GAP
     src = (f"{HOROWITZ}: 64-bit SRAM access extrapolated to one BRAM18 (2.25 KB), /8, "
@@ -301,8 +301,8 @@ def fpga45(hw: FPGA) -> dict[str, Price]:
 def cgra45(hw: CGRA) -> dict[str, Price]:
     t: dict[str, Price] = {}
     for dt in ("float32", "float16", "int32", "int8"):
-        t[f"mac.{dt}"] = Price(_H45_MULT[dt] + _H45_ADD[dt], "MAC", f"{HOROWITZ}: {dt} mult + add")
-        t[f"pe.{dt}"] = Price(_H45_ADD[dt], "op", f"{HOROWITZ}: {dt} add (one PE ALU op)")
+        t[f"mac.{dt}"] = Price(H45_MULT[dt] + H45_ADD[dt], "MAC", f"{HOROWITZ}: {dt} mult + add")
+        t[f"pe.{dt}"] = Price(H45_ADD[dt], "op", f"{HOROWITZ}: {dt} add (one PE ALU op)")
     bank = max(1, hw.scratchpad.size_bytes // hw.scratchpad.banks)
     sp = sram_pj_per_byte(bank)
     src = f"{HOROWITZ}: 64-bit SRAM access log-interpolated to one {bank / 1024:g} KiB bank, /8"

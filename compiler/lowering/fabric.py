@@ -37,7 +37,8 @@ from hwsim.program import Program, ResourceSpec, Task, TaskKind
 
 from ..ir import DTYPE_BYTES, Graph, Node
 from ..workload import Kind, Workload
-from .npu import LoweringError, _as_gemm, _compute_dtype
+from . import LoweringError
+from .gemm import as_gemm, compute_dtype
 
 NOT_MODELLED = [
     "place-and-route: a configuration that fits the resource budget is assumed to close timing at the clock",
@@ -270,7 +271,7 @@ def _fpga_stage_options(graph: Graph, node: Node, wl: Workload, hw: FPGA, dtype:
     lane = hw.lane(dtype)
     bits = 8 * DTYPE_BYTES.get(dtype, 4)
     if wl.kind in (Kind.MATMUL, Kind.CONV):
-        nv, mh, mw, repeats = _as_gemm(graph, node, wl)
+        nv, mh, mw, repeats = as_gemm(graph, node, wl)
         nv *= repeats
         ins = [t for t in node.inputs if t][:2]
         sizes = [graph.tensor(t).numel for t in ins] + [graph.tensor(node.outputs[0]).numel]
@@ -445,7 +446,7 @@ def _stages(graph: Graph, workloads: dict[str, Workload], hw: Any, budget: dict[
         if not _lowered(workloads, node):
             continue
         wl = workloads[node.name]
-        dtype = _compute_dtype(graph, node)
+        dtype = compute_dtype(graph, node)
         key = _stage_key(graph, node, wl, dtype)
         if key not in by_key:
             if isinstance(hw, FPGA):

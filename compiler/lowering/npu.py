@@ -38,6 +38,8 @@ from hwsim.program import Program, ResourceSpec, Task, TaskKind
 
 from ..ir import DTYPE_BYTES, Graph, Node, Role
 from ..workload import Kind, Workload
+from . import LoweringError
+from .gemm import as_gemm, compute_dtype
 from .systolic import gemm_cost
 
 NOT_MODELLED = [
@@ -49,8 +51,6 @@ NOT_MODELLED = [
 ]
 
 
-class LoweringError(ValueError):
-    """The graph cannot be mapped onto this hardware."""
 
 
 def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU) -> Program:
@@ -478,12 +478,12 @@ class _Builder:
                     f"{node.name!r} ({node.op_type}): its smallest tile needs {b} bytes there")
 
     def _compute_cost(self, node: Node, wl: Workload, in_pools: dict[str, str]) -> tuple[str, float, dict[str, float]]:
-        graph_dtype = _compute_dtype(self.g, node)
+        graph_dtype = compute_dtype(self.g, node)
         dtype = self.hw.datatype if self.hw.datatype and _is_float(graph_dtype) else graph_dtype
         ins = [self.base(i) for i in node.inputs if i]
         out = self.out_pool
         if wl.kind in (Kind.MATMUL, Kind.CONV):
-            sr, sc, t, repeats = _as_gemm(self.g, node, wl)
+            sr, sc, t, repeats = as_gemm(self.g, node, wl)
             a = self.hw.array
             cost = gemm_cost(sr, sc, t, a.rows, a.cols, a.dataflow.value)
             esize = DTYPE_BYTES.get(dtype, 4)
@@ -556,32 +556,6 @@ MAX_STREAM_TILES = 16
 def _share(total: int, parts: int, k: int) -> int:
     """The k-th of `parts` integer shares of `total` (they add up to `total` exactly)."""
     return total * (k + 1) // parts - total * k // parts
-
-
-def _compute_dtype(g: Graph, node: Node) -> str:
-    """The arithmetic type of a node: its first floating operand or result, else its first."""
-    ts = g.in_tensors(node) + g.out_tensors(node)
-    for t in ts:
-        if t.dtype.startswith("float") or t.dtype == "bfloat16":
-            return t.dtype
-    return ts[0].dtype if ts else "float32"
-
-
-def _as_gemm(g: Graph, node: Node, wl: Workload) -> tuple[int, int, int, int]:
-    """(Sr, Sc, T, repeats) in SCALE-Sim's terms: output rows, output columns (filters),
-    reduction, and independent repetitions (batched GEMMs with distinct right operands, groups)."""
-    d = wl.dims
-    if wl.kind is Kind.CONV:
-        groups = d.get("g", 1)
-        if d.get("transposed"):
-            # Each input pixel meets every kernel tap: Sr = n*h*w, T = c_in/g, Sc = (c_out/g)*r*s.
-            return d["n"] * d["h"] * d["w"], (d["k"] // groups) * d["r"] * d["s"], d["c"] // groups, groups
-        return d["n"] * d["oh"] * d["ow"], d["k"] // groups, (d["c"] // groups) * d["r"] * d["s"], groups
-    b, m, k, n = d.get("b", 1), d["m"], d["k"], d["n"]
-    rhs = [t for t in g.in_tensors(node)][1:2]
-    if node.op_type == "Gemm" or (rhs and len(rhs[0].shape) <= 2):
-        return b * m, n, k, 1          # one weight matrix shared by the whole batch
-    return m, n, k, b
 
 
 @lru_cache(maxsize=65536)

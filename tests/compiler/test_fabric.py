@@ -14,7 +14,8 @@ from compiler.ir import Graph, Node, Role, Scope, Tensor
 from compiler.lowering.fabric import (CHUNKS, FabricFitError, chunk_items, finn_bram18, finn_uram,
                                       fpgaconvnet_pipelined_cycles, fpgaconvnet_sequential_seconds,
                                       mvau_cycles, plan_fpga)
-from compiler.lowering.npu import LoweringError, compulsory_dram_bytes
+from compiler.lowering import LoweringError
+from compiler.lowering.npu import compulsory_dram_bytes
 from compiler.workload import graph_workloads
 from hwsim.cli import default_cache_dir
 from hwsim.config import load_hardware, parse_hardware

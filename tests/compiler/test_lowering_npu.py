@@ -3,7 +3,8 @@
 import pytest
 
 from compiler.ir import Graph, Node, Role, Scope, Tensor
-from compiler.lowering.npu import LoweringError, compulsory_dram_bytes, lower_npu
+from compiler.lowering import LoweringError
+from compiler.lowering.npu import compulsory_dram_bytes, lower_npu
 from compiler.workload import Kind, Workload
 from hwsim.config import parse_hardware
 from hwsim.energy import energy_table
