@@ -65,20 +65,10 @@ def comparison_markdown(runs: list[Run], *, title: str, notes: list[str] | None 
             for run in runs]
     out.append(render(("algorithm", "phase", "target", "cycles", "latency", "MACs", "energy",
                        "DRAM traffic", "peak SRAM"), rows, markdown=True))
-    # ratio of each algorithm to the first one, per phase (e.g. FOMAML / MAML)
-    base = runs[0].algorithm if runs else None
-    by_key = {(r.algorithm, r.phase, r.result.target): r for r in runs}
-    ratio_rows = []
-    for run in runs:
-        ref = by_key.get((base, run.phase, run.result.target))
-        if run.algorithm == base or ref is None or ref.result.cycles == 0:
-            continue
-        ratio_rows.append((f"{run.algorithm} / {base}", run.phase, f"{run.result.cycles / ref.result.cycles:.3f}",
-                           f"{run.result.energy_pj / ref.result.energy_pj:.3f}",
-                           f"{run.result.macs / ref.result.macs:.3f}" if ref.result.macs else "-"))
-    if ratio_rows:
-        out += ["", "## Ratios", "", render(("ratio", "phase", "latency", "energy", "MACs"), ratio_rows,
-                                             markdown=True)]
+    out += _ratio_section("Algorithms against " + runs[0].algorithm if runs else "", runs,
+                          key=lambda r: (r.phase, r.result.target), name=lambda r: r.algorithm)
+    out += _ratio_section("Targets against " + runs[0].result.target if runs else "", runs,
+                          key=lambda r: (r.algorithm, r.phase), name=lambda r: r.result.target)
     out += ["", "## Phase by phase", ""]
     for run in runs:
         out += [f"### {run.algorithm} · {run.phase} · {run.result.target}", ""]
@@ -90,3 +80,27 @@ def comparison_markdown(runs: list[Run], *, title: str, notes: list[str] | None 
     if runs and runs[0].result.not_modelled:
         out += ["## Not modelled", ""] + [f"- {n}" for n in runs[0].result.not_modelled] + [""]
     return "\n".join(out)
+
+
+def _ratio_section(title: str, runs: list[Run], key, name) -> list[str]:
+    """Each run against the first run with the same key (e.g. FOMAML / MAML per phase and
+    target, or zcu102-like / edge-npu per algorithm and phase). Empty when nothing to compare."""
+    if not runs:
+        return []
+    base_name = name(runs[0])
+    ref = {key(r): r for r in runs if name(r) == base_name}
+    rows = []
+    for run in runs:
+        b = ref.get(key(run))
+        if name(run) == base_name or b is None or b.result.cycles == 0:
+            continue
+        rows.append((f"{name(run)} / {base_name}", *key(run),
+                     f"{run.result.cycles / b.result.cycles:.3f}",
+                     f"{run.result.seconds / b.result.seconds:.3f}",
+                     f"{run.result.energy_pj / b.result.energy_pj:.3f}",
+                     f"{run.result.macs / b.result.macs:.3f}" if b.result.macs else "-"))
+    if not rows:
+        return []
+    key_names = ("phase", "target") if key(runs[0])[1] == runs[0].result.target else ("algorithm", "phase")
+    return ["", f"## {title}", "", render(("ratio", *key_names, "cycles", "latency", "energy", "MACs"),
+                                          rows, markdown=True)]

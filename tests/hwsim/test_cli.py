@@ -133,3 +133,17 @@ def test_compare_rejects_unknown_algorithm_before_exporting(tmp_path, capsys):
     code, _, err = run_cli("compare", "--algos", "maml,magic", "--report", out, capsys=capsys)
     assert_bad_input(code, err, "magic")
     assert not out.exists()
+
+
+def test_compare_npu_and_fabric_side_by_side(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HWSIM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "cmp"
+    code, _, _ = run_cli("compare", "--algos", "maml", "--phases", "adapt", "--inner-steps", "2",
+                         "--hw", "edge-npu,zcu102-like,cgra-8x8", "--report", out, capsys=capsys)
+    assert code == 0
+    import pandas as pd
+    tot = pd.read_csv(out / "totals.csv")
+    assert list(tot["target"]) == ["edge-npu", "zcu102-like", "cgra-8x8"]
+    assert tot["macs"].nunique() == 1                  # same graph on every target
+    assert (tot.loc[tot["target"] == "zcu102-like", "energy_reconfig_pj"] > 0).all()
+    assert "zcu102-like / edge-npu" in (out / "report.md").read_text()
