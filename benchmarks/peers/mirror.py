@@ -166,6 +166,33 @@ def run_hwsim(model: ModelProto, hw, prices=None) -> HwsimLayer:
     )
 
 
+def scalesim_gemm(row: Mapping[str, str]) -> tuple[int, int, int]:
+    """SCALE-Sim's GEMM (Sr, Sc, T) of a golden row: a GEMM row as is, a conv row as its im2col
+    GEMM with SCALE-Sim's window rounding (`systolic.conv_to_gemm`)."""
+    from compiler.lowering.systolic import conv_to_gemm
+
+    g = {k: int(v) for k, v in row.items() if isinstance(v, str) and v.lstrip("-").isdigit()}
+    if row["kind"] == "gemm":
+        return g["gemm_m"], g["gemm_n"], g["gemm_k"]
+    sr, sc, t, _ = conv_to_gemm(1, g["channels"], g["ifmap_h"], g["ifmap_w"], g["num_filters"],
+                                g["filter_h"], g["filter_w"], g["stride"], g["stride"], g["pad"], g["pad"])
+    return sr, sc, t
+
+
+def scalesim_user(row: Mapping[str, str]):
+    """hwsim's SCALE-Sim compatibility model (`compiler.lowering.scalesim_stalls`) for a USER-
+    bandwidth golden row: SRAM sizes in words (kB × 1024, 1-byte words), `bandwidth` words/cycle
+    for each operand's DRAM port."""
+    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+
+    sr, sc, t = scalesim_gemm(row)
+    bw = int(row["bandwidth"])
+    return scalesim_user_cost(sr, sc, t, int(row["array_rows"]), int(row["array_cols"]), row["dataflow"],
+                              ifmap_words=1024 * int(row["ifmap_sram_kb"]),
+                              filter_words=1024 * int(row["filter_sram_kb"]),
+                              ofmap_words=1024 * int(row["ofmap_sram_kb"]), ifmap_bw=bw)
+
+
 def zigzag_prices(row: Mapping[str, str]):
     """The energy table a ZigZag golden row was generated with, as hwsim prices (per MAC and per
     byte; PE registers, which hwsim does not model, cost 0 in ZigZag)."""

@@ -44,9 +44,9 @@ Batch: SCALE-Sim has no batch dimension. A batched GEMM's batch is part of Sr (M
 batch multiplies the output pixels, Sr = n·oh·ow (see `conv_to_gemm`). Groups (depthwise
 included) are `repeats` independent GEMMs of the per-group shape, run back to back.
 
-Not captured (see `tests/data/scalesim/README.md` and `benchmarks/peers/README.md`): stalls
-when DRAM bandwidth is fixed (SCALE-Sim's USER mode), DRAM traffic, SRAM bank conflicts with
-custom layouts, sparsity.
+Not captured here (see `tests/data/scalesim/README.md` and `benchmarks/peers/README.md`):
+stalls and DRAM traffic when DRAM bandwidth is fixed (SCALE-Sim's USER mode; restated per fold
+in `compiler/lowering/scalesim_stalls.py`), SRAM bank conflicts with custom layouts, sparsity.
 """
 
 from __future__ import annotations

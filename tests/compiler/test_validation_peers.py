@@ -19,6 +19,7 @@ from benchmarks.peers.mirror import (
     layer_of,
     run_hwsim,
     scalesim_mirror,
+    scalesim_user,
     zigzag_mirror,
     zigzag_prices,
 )
@@ -155,6 +156,112 @@ def test_scalesim_refetch_cases_move_more_dram_words_than_hwsim(row):
     h = _scalesim_hwsim(row["case_id"])
     scalesim_reads = int(row["dram_ifmap_reads"]) + int(row["dram_filter_reads"])
     assert h.dram_read_bytes / ELEMENT_BYTES < scalesim_reads
+
+
+# ---- SCALE-Sim, USER bandwidth: the compatibility model (compiler/lowering/scalesim_stalls.py) -----
+
+# Cases where the per-fold model is more than 10 % off SCALE-Sim's total (incl. prefetch), with the
+# measured reason (docs/validation.md, "SCALE-Sim compatibility model"). All four are convolutions:
+# the model treats the im2col matrix as a GEMM with distinct addresses, SCALE-Sim hits on any copy.
+COMPAT_EXCLUDED = {
+    "conv4_l2_16x16_is_bw10_8kb": "IS conv: im2col copies of an ifmap word hit in SCALE-Sim's window; "
+                                  "model 1.73x its ifmap DRAM reads, +55 % total",
+    "conv4_l2_16x16_is_bw10_32kb": "IS conv: as above, model 44x its ifmap DRAM reads, +630 % total",
+    "conv4_l3_16x16_ws_bw4_4kb": "WS conv, 4 kB: model 0.69x SCALE-Sim's filter DRAM reads, -21 % total",
+    "conv4_l4_16x16_ws_bw4_4kb": "WS conv, 4 kB: model 0.69x SCALE-Sim's filter DRAM reads, -31 % total",
+}
+COMPAT = [r for r in USER if r["case_id"] not in COMPAT_EXCLUDED]
+
+
+def _compat_error(row: dict[str, str]) -> float:
+    ss = int(row["total_cycles_incl_prefetch"]) + 1
+    return abs(scalesim_user(row).total_cycles_incl_prefetch - ss) / ss
+
+
+@pytest.mark.parametrize("row", COMPAT, ids=lambda r: r["case_id"])
+def test_compat_model_total_cycles_within_10pct_of_scalesim(row):
+    # SCALE-Sim's "incl. prefetch" is the last cycle's index from the start of its first fetch.
+    assert _compat_error(row) <= 0.10
+
+
+def test_compat_model_agreement_and_exclusions_are_the_documented_ones():
+    errors = {r["case_id"]: _compat_error(r) for r in USER}
+    assert len(USER) == 40 and len(COMPAT) == 36
+    assert sorted(c for c, e in errors.items() if e > 0.10) == sorted(COMPAT_EXCLUDED)
+    assert sum(e <= 0.01 for e in errors.values()) >= 30          # 30 of 40 within 1 % (docs)
+    assert sum(e == 0 for e in errors.values()) >= 12             # 12 of 40 exact (docs)
+
+
+def test_compat_model_dram_words_match_scalesim():
+    # DRAM words per operand, counted like SCALE-Sim (whole lines of `bandwidth` words: the
+    # initial fill plus one prefetch-half per window slide). Equal on every GEMM case but one
+    # (conv4_l3_dw OS: filter slides not walked per row; its total still agrees, the ifmap
+    # dominates); differ on convs (im2col copies, see COMPAT_EXCLUDED).
+    equal = []
+    for r in USER:
+        c = scalesim_user(r)
+        equal.append(c.dram_ifmap_reads == int(r["dram_ifmap_reads"])
+                     and c.dram_filter_reads == int(r["dram_filter_reads"]))
+        if r["kind"] == "gemm" and r["case_id"] != "conv4_l3_dw_b5_32x32_os_bw4_16kb":
+            assert equal[-1], r["case_id"]
+        # ofmap: every partial sum is written to DRAM; SCALE-Sim adds a partial line per drain
+        assert c.dram_ofmap_writes == pytest.approx(int(r["dram_ofmap_writes"]), rel=2e-3)
+    assert sum(equal) >= 32
+
+
+@pytest.mark.parametrize("dataflow,total,stall,exact", [
+    ("WS", 52_447, 41_248, True), ("OS", 52_447, 42_272, True), ("IS", 19_984, 5_777, False)])
+def test_reference_scalesim_v3_gemm_goldens_with_the_compat_model(dataflow, total, stall, exact):
+    # REFERENCE.md §2 (USER bandwidth 10, 64 kB, 32x32), reproduced by SCALE-Sim with M=256,
+    # K=256, N=128 (not the 128x64x256 of its label; docs/validation.md). WS and OS exactly; IS
+    # within 10 %: its stall includes ofmap-SRAM-full stalls of the write buffer, which the model
+    # does not charge (model 5,012 stall cycles, 19,220 total).
+    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+
+    c = scalesim_user_cost(256, 128, 256, 32, 32, dataflow, ifmap_words=65_536, filter_words=65_536,
+                           ofmap_words=65_536, ifmap_bw=10)
+    if exact:
+        assert (c.total_cycles - 1, c.stall_cycles) == (total, stall)
+    else:
+        assert c.total_cycles - 1 == pytest.approx(total, rel=0.10)
+        assert c.stall_cycles < stall
+
+
+def _compat_cost(sr, sc, t, rows, cols, df, kb, bw):
+    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+
+    return scalesim_user_cost(sr, sc, t, rows, cols, df, ifmap_words=1024 * kb, filter_words=1024 * kb,
+                              ofmap_words=1024 * kb, ifmap_bw=bw)
+
+
+def test_compat_model_properties():
+    # total >= compute, and more bandwidth never more stall cycles nor a longer layer. (Not
+    # claimed for SRAM size: SCALE-Sim's stalls are not monotone in it, its window slides wrap
+    # differently for each size; tests/data/scalesim/README.md.)
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=40, deadline=None, derandomize=True)
+    @given(st.integers(1, 200), st.integers(1, 200), st.integers(1, 200), st.sampled_from([4, 8, 16, 32]),
+           st.sampled_from([4, 8, 16, 32]), st.sampled_from(["WS", "OS", "IS"]), st.sampled_from([1, 2, 4, 8]),
+           st.integers(1, 8), st.integers(1, 8))
+    def check(sr, sc, t, rows, cols, df, kb, bw, extra):
+        slow = _compat_cost(sr, sc, t, rows, cols, df, kb, bw)
+        fast = _compat_cost(sr, sc, t, rows, cols, df, kb, bw + extra)
+        for c in (slow, fast):
+            assert c.total_cycles >= c.compute_cycles and c.stall_cycles >= 0
+            assert c.total_cycles_incl_prefetch >= c.total_cycles
+        assert fast.stall_cycles <= slow.stall_cycles
+        assert fast.total_cycles_incl_prefetch <= slow.total_cycles_incl_prefetch
+
+    check()
+
+
+def test_compat_model_rejects_bad_sizes():
+    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+
+    with pytest.raises(ValueError, match="ifmap_bw"):
+        scalesim_user_cost(8, 8, 8, 4, 4, "WS", ifmap_words=1024, filter_words=1024, ofmap_words=1024,
+                           ifmap_bw=0)
 
 
 # ---- ZigZag: DRAM traffic and energy with the same constants ---------------------------------------
