@@ -142,7 +142,23 @@ class Technology(_Strict):
 Datatype = Literal["int8", "int16", "float16", "bfloat16", "float32"]
 
 
-class NPU(_Strict):
+class Clocked:
+    """Derived timing of every hardware model with `clock_mhz` and a `dram` section."""
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        return self.dram.bandwidth_gbps * 1e9 / self.clock_hz
+
+    @property
+    def dram_latency_cycles(self) -> float:
+        return math.ceil(round(self.dram.latency_ns * 1e-9 * self.clock_hz, 6))
+
+
+class NPU(Clocked, _Strict):
     """An NPU: `cores` identical cores, each with a systolic array, a vector unit, DMA engines
     and private on-chip buffers — either one unified buffer (`sram`) or separate
     ifmap/filter/ofmap buffers (`buffers`) — sharing DRAM through an interconnect.
@@ -205,20 +221,8 @@ class NPU(_Strict):
         return sum(b.size_bytes for b in self.on_chip_buffers.values())
 
     @property
-    def clock_hz(self) -> float:
-        return self.clock_mhz * 1e6
-
-    @property
     def peak_macs_per_cycle(self) -> int:
         return self.cores * self.array.pes
-
-    @property
-    def dram_bytes_per_cycle(self) -> float:
-        return self.dram.bandwidth_gbps * 1e9 / self.clock_hz
-
-    @property
-    def dram_latency_cycles(self) -> float:
-        return math.ceil(round(self.dram.latency_ns * 1e-9 * self.clock_hz, 6))
 
 
 # Hardware kinds by their `kind` field. A target family registers its top-level model here

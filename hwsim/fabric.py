@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .config import Dram, Technology, _Strict, register_kind
+from .config import Clocked, Dram, Technology, _Strict, register_kind
 from .energy import H45_ADD, H45_DRAM_64B_PJ, H45_MULT, HOROWITZ, Price, register_table, sram_pj_per_byte
 
 BRAM18_BYTES = 18 * 1024 // 8      # one BRAM18: 18 Kib (UG573)
@@ -114,8 +114,16 @@ class Bitstream(_Strict):
         return self
 
 
+class _Reconfigurable(Clocked):
+    """Timing shared by the fabrics: the configuration port's bandwidth in cycles."""
+
+    @property
+    def config_bytes_per_cycle(self) -> float:
+        return self.config_port.bytes_per_second / self.clock_hz
+
+
 @register_kind
-class FPGA(_Strict):
+class FPGA(_Reconfigurable, _Strict):
     kind: Literal["fpga"] = "fpga"
     name: str
     description: str = ""
@@ -138,10 +146,6 @@ class FPGA(_Strict):
             raise ValueError(f"lanes: missing element types {', '.join(missing)}")
         return self
 
-    @property
-    def clock_hz(self) -> float:
-        return self.clock_mhz * 1e6
-
     def lane(self, dtype: str) -> LaneCost:
         return self.lanes[LANE_DTYPE.get(dtype, "float32")]
 
@@ -158,17 +162,6 @@ class FPGA(_Strict):
         by_lut = self.resources.lut / lane.lut_per_mac if lane.lut_per_mac else math.inf
         return min(by_dsp, by_lut)
 
-    @property
-    def dram_bytes_per_cycle(self) -> float:
-        return self.dram.bandwidth_gbps * 1e9 / self.clock_hz
-
-    @property
-    def dram_latency_cycles(self) -> float:
-        return math.ceil(round(self.dram.latency_ns * 1e-9 * self.clock_hz, 6))
-
-    @property
-    def config_bytes_per_cycle(self) -> float:
-        return self.config_port.bytes_per_second / self.clock_hz
 
     def reconfiguration_seconds(self, nbytes: int) -> float:
         return self.config_port.latency_ns * 1e-9 + nbytes / self.config_port.bytes_per_second
@@ -217,7 +210,7 @@ class Scratchpad(_Strict):
 
 
 @register_kind
-class CGRA(_Strict):
+class CGRA(_Reconfigurable, _Strict):
     kind: Literal["cgra"] = "cgra"
     name: str
     description: str = ""
@@ -231,24 +224,9 @@ class CGRA(_Strict):
     sources: dict[str, str] = {}
 
     @property
-    def clock_hz(self) -> float:
-        return self.clock_mhz * 1e6
-
-    @property
     def peak_macs_per_cycle(self) -> int:
         return self.grid.pes * self.grid.ops_per_pe
 
-    @property
-    def dram_bytes_per_cycle(self) -> float:
-        return self.dram.bandwidth_gbps * 1e9 / self.clock_hz
-
-    @property
-    def dram_latency_cycles(self) -> float:
-        return math.ceil(round(self.dram.latency_ns * 1e-9 * self.clock_hz, 6))
-
-    @property
-    def config_bytes_per_cycle(self) -> float:
-        return self.config_port.bytes_per_second / self.clock_hz
 
     def context_bytes(self, ii: int) -> int:
         """Bytes of configuration for a kernel of initiation interval `ii` (every PE, ii words)."""
