@@ -4,15 +4,19 @@ and the registry through which the CLI and the exporter find an algorithm by nam
 
 An algorithm is a set of pure functions of named tensors (`Params`, a dict in a fixed order):
 
-    init_params(seed)                    -> Params
+    init_params(seed)                    -> Params      (meta-parameters)
     init_outer_state(params)             -> Params      (e.g. Adam moments and step count)
-    infer(params, x)                     -> prediction
-    adapt(params, xs, ys)                -> adapted Params             (one task)
+    adapt(params, xs, ys)                -> Params      (one task; what `infer` takes)
+    infer(adapted, x)                    -> prediction
+    task_meta_grad(params, task)         -> (loss, meta-gradient Params)       (one task)
     meta_loss(params, batch)             -> mean query loss after adaptation
-    meta_grads(params, batch)            -> (meta loss, meta-gradient Params)
+    meta_grads(params, batch)            -> (mean loss, mean meta-gradient)
+    outer_update(params, grads, state)   -> (new Params, new state)
     meta_step(params, state, batch)      -> (meta loss, new Params, new state)
 
-so that tracing and export treat all of them alike.
+so that tracing and export treat all of them alike. A meta-training step is always B
+independent per-task computations (`task_meta_grad`), their mean (`meta_reduce`) and one outer
+update: the exporter relies on that structure to trace one task and instantiate it B times.
 """
 
 from __future__ import annotations
@@ -125,15 +129,29 @@ class Algorithm:
     name: ClassVar[str] = ""
     first_order: ClassVar[bool] = False
 
+    # Entries of the outer state that the training loop sets before each step (a schedule) and
+    # that `meta_step` passes through unchanged; exported graphs take them as inputs only.
+    schedule_names: ClassVar[tuple[str, ...]] = ()
+    # Whether the algorithm needs `embed`/`head` (a backbone split into body and head).
+    needs_classification: ClassVar[bool] = False
+
     def __init__(self, forward: Forward, loss: Loss, init_params: Callable[[int], Params], *,
                  inner_steps: int = 1, inner_lr: float = 0.01,
-                 outer: Adam = Adam()) -> None:
+                 outer: Adam = Adam(), embed: Forward | None = None,
+                 head: Forward | None = None, head_names: tuple[str, ...] = (),
+                 way: int | None = None) -> None:
+        if inner_steps < 1:
+            raise ValueError(f"inner steps must be >= 1, got {inner_steps}")
         self.forward = forward
         self.loss = loss
         self._init_params = init_params
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
         self.outer = outer
+        self.embed = embed
+        self.head = head
+        self.head_names = head_names
+        self.way = way  # classes per task (classification), known before tracing
 
     # -- state
     def init_params(self, seed: int) -> Params:
@@ -142,6 +160,27 @@ class Algorithm:
     def init_outer_state(self, params: Params) -> Params:
         return self.outer.init(params)
 
+    def set_schedule(self, state: Params, iteration: int, total_iterations: int) -> Params:
+        """The outer state for meta-training iteration `iteration` of `total_iterations`, with
+        every schedule entry (`schedule_names`) set; a copy, `state` is not changed."""
+        return dict(state)
+
+    # -- names
+    def learner_names(self, params: Params) -> tuple[str, ...]:
+        """The meta-parameters the backbone itself consumes (not learning rates, not a learned
+        optimizer's weights)."""
+        return tuple(params)
+
+    def adapted_names(self, params: Params) -> tuple[str, ...]:
+        """The entries of `adapt`'s result that adaptation changes or creates: the outputs of
+        the exported adapt phase."""
+        return self.learner_names(params)
+
+    def infer_names(self, params: Params) -> tuple[str, ...]:
+        """The entries of `adapt`'s result that `infer` reads: the inputs of the infer phase."""
+        learner = self.learner_names(params)
+        return learner + tuple(n for n in self.adapted_names(params) if n not in learner)
+
     # -- phases
     def infer(self, params: Params, x: Tensor) -> Tensor:
         with scope("forward"):
@@ -149,6 +188,8 @@ class Algorithm:
 
     def adapt(self, params: Params, xs: Tensor, ys: Tensor, steps: int | None = None,
               lr: float | None = None) -> Params:
+        """Adapt to one task's support set; returns `params` updated with the adapted entries,
+        ready for `infer`."""
         raise NotImplementedError
 
     def task_query_loss(self, params: Params, task: TaskBatch) -> Tensor:
@@ -176,9 +217,9 @@ class Algorithm:
             losses.append(loss_j)
             grads.append(grads_j)
         with scope("meta_reduce"):
-            loss = torch.stack(losses).mean()
-            mean = {n: torch.stack([g[n] for g in grads]).mean(0) for n in params}
-        return loss, mean
+            stacked_losses = torch.stack(losses)
+            stacked = {n: torch.stack([g[n] for g in grads]) for n in params}
+        return meta_reduce(stacked_losses, stacked)
 
     def meta_loss(self, params: Params, batch: TaskBatch) -> Tensor:
         """Mean query loss over the meta-batch after each task's inner loop (differentiable
@@ -194,8 +235,18 @@ class Algorithm:
                   ) -> tuple[Tensor, Params, Params]:
         loss, grads = self.meta_grads(params, batch)
         with scope("outer_update"):
-            new_params, new_state = self.outer.update(params, grads, state)
+            new_params, new_state = self.outer_update(params, grads, state)
         return loss, new_params, new_state
+
+    def outer_update(self, params: Params, grads: Params, state: Params) -> tuple[Params, Params]:
+        """Apply the mean meta-gradient: Adam (Finn et al. 2017) unless an algorithm says otherwise."""
+        return self.outer.update(params, grads, state)
+
+
+def meta_reduce(losses: Tensor, grads: Params) -> tuple[Tensor, Params]:
+    """Mean over the meta-batch of the stacked task losses [B] and task meta-gradients [B, ...]."""
+    with scope("meta_reduce"):
+        return losses.mean(), {n: g.mean(0) for n, g in grads.items()}
 
 
 def requiring_grad(params: Params) -> Params:

@@ -24,15 +24,29 @@ import onnx
 import onnxscript
 import torch
 
-from . import phases, trace
+from . import meta_batch, phases, trace
 from .backbones import BACKBONES
 from .base import ALGORITHMS
 
 # Bump whenever the exported graphs or their metadata change for the same spec and versions;
 # it is part of the cache key.
-EXPORT_FORMAT_VERSION = "1"
-# Verification tolerance: max |onnx - eager| <= RTOL * max(1, max |eager|), per output.
+EXPORT_FORMAT_VERSION = "2"
+# Verification tolerance: |onnx - eager| <= RTOL * max(1, max |eager|) per output, widened
+# elementwise to SENSITIVITY × |eager float32 - eager float64| for float32 phases: where float32
+# itself cannot resolve a value (second-order MAML through 5 Conv4 steps amplifies rounding to
+# ~1e-5 in the loss and ~3e-4 in the meta-gradient on some inputs), onnxruntime cannot either.
+# An export bug (a wrong normaliser, a dropped term) is far outside both.
 VERIFY_RTOL = 1e-4
+VERIFY_SENSITIVITY = 4.0
+# Adam divides the meta-gradient by its own root mean square: where that is below this floor
+# (10 × Adam's eps) the update direction is set by rounding noise, not by the graph — e.g. the
+# conv biases before a batch-statistics BatchNorm, whose gradient is exactly 0 in real
+# arithmetic and ~1e-9 in float32, so eager and onnxruntime may step them by ±lr. Those
+# parameter elements are checked through the moments (new.adam.m/v) instead.
+ADAM_NOISE_FLOOR = 1e-7
+# ... or below this fraction of the largest such root over all parameters (float32 sums of
+# thousands of terms leave ~1e-6 relative noise in a gradient that is exactly 0 in real arithmetic).
+ADAM_NOISE_RELATIVE = 1e-4
 # Seeds of the two verification input sets, as offsets from the spec's seed.
 VERIFY_SEED_OFFSETS = (1, 2)
 
@@ -64,7 +78,17 @@ class PhaseSpec:
         _choice("phase", self.phase, phases.PHASES)
         _choice("backbone", self.backbone, sorted(BACKBONES))
         _choice("dtype", self.dtype, sorted(phases.DTYPES))
-        _choice("way", self.way, BACKBONES[self.backbone].ways)
+        backbone = BACKBONES[self.backbone]
+        if not isinstance(self.way, int) or isinstance(self.way, bool) or not backbone.allows_way(self.way):
+            raise SpecError(f"way must be {backbone.allowed_ways()} for backbone {self.backbone}; "
+                            f"got {self.way!r}")
+        if self.dtype == "float64" and backbone.task_family == "classification":
+            raise SpecError(f"dtype must be float32 for backbone {self.backbone}: onnxruntime has no "
+                            f"float64 convolution to verify the export against; got 'float64'")
+        if ALGORITHMS[self.algorithm].needs_classification and backbone.task_family != "classification":
+            classifiers = sorted(n for n, b in BACKBONES.items() if b.task_family == "classification")
+            raise SpecError(f"backbone must be a classification backbone for {self.algorithm} "
+                            f"({', '.join(classifiers)}); got {self.backbone!r}")
         for name in ("shot", "query", "inner_steps", "meta_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -100,7 +124,11 @@ def export_phase(spec: PhaseSpec, *, cache_dir: str | os.PathLike | None = None,
     if path is not None and path.exists():
         return onnx.load(path)
     phase = phases.phase_function(spec)
-    model = trace.to_onnx(phase, phases.example_inputs(spec, spec.seed))
+    args = phases.example_inputs(spec, spec.seed)
+    if spec.phase == "meta_train":
+        model = _export_meta_train(spec, phase, args)
+    else:
+        model = trace.to_onnx(phase, args)
     _describe(model, spec, phase)
     if verify:
         verify_export(model, spec)
@@ -128,28 +156,83 @@ def verify_export(model: onnx.ModelProto, spec: PhaseSpec) -> dict[str, float]:
     if onnx_inputs != list(phase.input_names):
         raise ExportMismatchError(f"graph inputs {onnx_inputs} != expected {list(phase.input_names)}")
     worst: dict[str, float] = {}
+    b2 = phases.algorithm_for(spec).outer.betas[1]
     for offset in VERIFY_SEED_OFFSETS:
         args = phases.example_inputs(spec, spec.seed + offset)
         expected = phases.run_eager(phase.fn, args)
-        got = session.run(list(phase.output_names),
-                          {n: a.numpy() for n, a in zip(phase.input_names, args)})
+        sensitivity = _float32_sensitivity(phase, args, expected)
+        feeds = {n: a.numpy() for n, a in zip(phase.input_names, args)}
+        got = session.run(list(phase.output_names), {i: feeds[i] for i in onnx_inputs})
+        noise = _adam_noise_masks(phase, expected, b2)
         for name, e, g in zip(phase.output_names, expected, got):
             e = e.numpy()
             if e.shape != g.shape:
                 raise ExportMismatchError(f"{spec.algorithm}/{spec.phase}: output {name!r} has shape "
                                           f"{g.shape} in onnxruntime, {e.shape} in eager torch")
+            if np.any(np.isnan(g) & ~np.isnan(e)):
+                raise ExportMismatchError(f"{spec.algorithm}/{spec.phase}: output {name!r} is NaN in "
+                                          f"onnxruntime where eager torch is not (seed {spec.seed + offset})")
             scale = max(1.0, float(np.abs(e).max(initial=0.0)))
-            err = float(np.abs(e - g).max(initial=0.0)) / scale
+            diff = np.abs(e - g)
+            if name in noise:
+                diff = np.where(noise[name], 0.0, diff)
+            if name in sensitivity:
+                diff = np.maximum(0.0, diff - VERIFY_SENSITIVITY * sensitivity[name])
+            err = float(diff.max(initial=0.0)) / scale
             if not err <= VERIFY_RTOL:
                 raise ExportMismatchError(
                     f"{spec.algorithm}/{spec.phase}: output {name!r} differs from eager torch by "
-                    f"{err:.3g} (relative to max(1, max|eager|) = {scale:.3g}) on the input set of "
+                    f"{err:.3g} beyond float32's own rounding (relative to max(1, max|eager|) = {scale:.3g}) on the input set of "
                     f"seed {spec.seed + offset}; tolerance {VERIFY_RTOL:g}")
             worst[name] = max(worst.get(name, 0.0), err)
     return worst
 
 
 # ---------------------------------------------------------------- parts
+
+
+def _float32_sensitivity(phase: phases.PhaseFunction, args: list[torch.Tensor],
+                         expected: list[torch.Tensor]) -> dict[str, np.ndarray]:
+    """|eager float32 − eager float64| per output element, for phases run in float32."""
+    if not any(a.dtype == torch.float32 for a in args):
+        return {}
+    wide = phases.run_eager(phase.fn, [a.double() if a.dtype == torch.float32 else a for a in args])
+    return {n: np.abs(e.double().numpy() - w.numpy()) for n, e, w in zip(phase.output_names, expected, wide)
+            if e.is_floating_point()}
+
+
+def _adam_noise_masks(phase: phases.PhaseFunction, expected: list[torch.Tensor], b2: float
+                      ) -> dict[str, np.ndarray]:
+    """For each Adam-updated parameter output, the elements whose bias-corrected second moment
+    is below ADAM_NOISE_FLOOR² (see there)."""
+    out = dict(zip(phase.output_names, expected))
+    if "new.adam.step" not in out:
+        return {}
+    step = float(out["new.adam.step"])
+    roots = {name: np.sqrt(out[f"new.adam.v.{name}"].double().numpy() / (1 - b2 ** step))
+             for name in phase.parameter_inputs if f"new.adam.v.{name}" in out}
+    largest = max((float(r.max(initial=0.0)) for r in roots.values()), default=0.0)
+    floor = max(ADAM_NOISE_FLOOR, ADAM_NOISE_RELATIVE * largest)
+    return {f"new.{name}": r < floor for name, r in roots.items()}
+
+
+
+def _export_meta_train(spec: PhaseSpec, phase: phases.PhaseFunction, args: list[torch.Tensor]
+                       ) -> onnx.ModelProto:
+    """Trace one task and the outer step once each, then instantiate the task B times
+    (`meta_batch.assemble`): export time independent of the meta-batch size."""
+    P, S = len(phase.parameter_inputs), len(phase.optimizer_state_inputs)
+    params, state, batch = args[:P], args[P:P + S], args[P + S:]
+    task = phases.task_phase(spec)
+    task_model = trace.to_onnx(task, [*params, *(t[0] for t in batch)])
+    outer = phases.outer_phase(spec)
+    losses = torch.zeros(spec.meta_batch, dtype=params[0].dtype)
+    grads = [torch.zeros(spec.meta_batch, *p.shape, dtype=p.dtype) for p in params]
+    outer_model = trace.to_onnx(outer, [*params, *state, losses, *grads])
+    batch_inputs = [(n, tuple(t.shape), str(t.dtype).removeprefix("torch."))
+                    for n, t in zip(phases.BATCH_NAMES, batch)]
+    return meta_batch.assemble(task_model, outer_model, spec.meta_batch, batch_inputs,
+                               phase.input_names)
 
 
 def _choice(field: str, value: object, allowed: tuple | list) -> None:

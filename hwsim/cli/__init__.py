@@ -24,11 +24,15 @@ def default_cache_dir() -> Path:
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from algorithms.export import SpecError
     from compiler.frontend import ModelError
-    from compiler.lowering.npu import LoweringError
+    from compiler.lowering import LoweringError
     from compiler.workload import UnsupportedOpError
     from hwsim.config import ConfigError
+    from hwsim.dse import SweepError
+    from algorithms.data import DataError
+    from algorithms.training import TrainingError
 
-    return (SpecError, ModelError, UnsupportedOpError, LoweringError, ConfigError, UsageError)
+    return (SpecError, ModelError, UnsupportedOpError, LoweringError, ConfigError, UsageError,
+            DataError, TrainingError, SweepError)
 
 
 class UsageError(ValueError):
@@ -79,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hw", default="edge-npu")
     p.add_argument("--meta-batch", type=int, default=25)
     p.add_argument("--inner-steps", type=int, default=1, help="k (the paper meta-trains the sinusoid with 1)")
+
+    from . import explore, train
+    train.add_parser(sub)
+    explore.add_parsers(sub)
     return ap
 
 
@@ -87,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     bad_input: tuple[type[BaseException], ...] = (UsageError,)
     try:
         bad_input = _bad_input_errors()
-        from . import commands
+        from . import commands, explore, train
 
         return {"export": commands.export, "simulate": commands.simulate,
-                "compare": commands.compare, "demo": commands.demo}[args.command](args)
+                "compare": commands.compare, "demo": commands.demo, "train": train.run,
+                "sweep": explore.sweep, "report": explore.report}[args.command](args)
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130

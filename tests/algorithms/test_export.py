@@ -164,6 +164,8 @@ def test_verification_catches_a_wrong_graph(exported):
     (dict(algorithm="maml", phase="infer", backbone="conv9"), "backbone", "sine_mlp"),
     (dict(algorithm="maml", phase="infer", dtype="int8"), "dtype", "float32"),
     (dict(algorithm="maml", phase="infer", way=5), "way", "1"),
+    (dict(algorithm="maml", phase="infer", backbone="conv4_64_28x28x1", way=1), "way", "2..64"),
+    (dict(algorithm="maml", phase="infer", backbone="conv4_64_28x28x1", way=5, dtype="float64"), "dtype", "float32"),
     (dict(algorithm="maml", phase="infer", shot=0), "shot", ">= 1"),
     (dict(algorithm="maml", phase="infer", inner_lr=-1.0), "inner_lr", "positive"),
 ])
@@ -177,7 +179,14 @@ def test_bad_specs_are_rejected_naming_field_and_allowed_values(fields, field, a
 def test_every_registered_algorithm_is_exportable_alike():
     # The exporter has no per-algorithm code: the spec validates against the registry.
     for name in ALGORITHMS:
-        PhaseSpec(name, "meta_train")
+        PhaseSpec(name, "meta_train", backbone="conv4_64_28x28x1", way=5, shot=1)
+        if not ALGORITHMS[name].needs_classification:
+            PhaseSpec(name, "meta_train")
+
+
+def test_protonet_needs_a_classification_backbone():
+    with pytest.raises(SpecError, match="classification backbone"):
+        PhaseSpec("protonet", "meta_train")
 
 
 def test_identical_bytes_across_processes():
