@@ -319,7 +319,7 @@ class _Builder:
             needs[in_pools[i]] += self.nbytes(i)
         needs[self.out_pool] += out_bytes
         if any(b > core.pools[p].capacity for p, b in needs.items()):
-            self._lower_streamed(node, core, ins, outs, unit, cycles, actions, window)
+            self._lower_streamed(node, wl, core, ins, outs, unit, cycles, actions, window)
             return
         deps: list[int] = []
         pinned = set(ins) | set(outs)
@@ -363,7 +363,7 @@ class _Builder:
             s.in_dram, s.dram_ready, s.ready_on = False, None, {core.index: tid}
             self._place(core, self.out_pool, o, self.nbytes(o))
 
-    def _lower_streamed(self, node: Node, core: _Core, ins: list[str], outs: list[str], unit: str,
+    def _lower_streamed(self, node: Node, wl: Workload, core: _Core, ins: list[str], outs: list[str], unit: str,
                         cycles: float, actions: dict[str, float], window: int | None) -> None:
         """An op too large for its buffers runs in tiles: load tile i+1 while computing tile i
         (double buffering), store each tile's results. Operands come from and go to DRAM.
@@ -375,7 +375,7 @@ class _Builder:
         in_pool = self.load_pool(max(ins, key=self.nbytes)) if ins else self.out_pool
         out_pool = self.out_pool
         cap_in = core.pools[in_pool].capacity
-        load = self._stream_traffic(ins, cap_in // 2)
+        load = self._stream_traffic(wl, ins, outs, cap_in // 2)
         out_bytes = sum(self.nbytes(o) for o in outs)
         if in_pool == out_pool:
             rooms = {in_pool: cap_in // 2}
@@ -429,14 +429,25 @@ class _Builder:
         for o in outs:
             self.state[o].in_dram, self.state[o].dram_ready = True, done
 
-    def _stream_traffic(self, ins: list[str], tile_bytes: int) -> int:
-        """Bytes loaded by a streamed op: the largest operand once, every other operand once per
-        tile of it, a tile being what fits in half the buffer (the other half double-buffers)."""
+    def _stream_traffic(self, wl: Workload, ins: list[str], outs: list[str], tile_bytes: int) -> int:
+        """Bytes loaded by a streamed op, `tile_bytes` being what one tile buffer holds.
+
+        Elementwise ops, reductions and data movement stream every operand once, tile by tile.
+        A GEMM-like op (MatMul, Gemm, Conv) reads each operand once as long as one of the three
+        GEMM operands can stay on chip: the result (accumulated over reduction tiles, as for
+        weight gradients), or either input (the other streams past it). Otherwise a block of
+        the smaller input is kept and the larger is re-read once per block — the better of the
+        two blocked orders."""
         sizes = sorted((self.nbytes(i) for i in ins), reverse=True)
-        if not sizes:
-            return 0
-        tiles = max(1, math.ceil(sizes[0] / max(1, tile_bytes)))
-        return sizes[0] + tiles * sum(sizes[1:])
+        total = sum(sizes)
+        if wl.kind not in (Kind.MATMUL, Kind.CONV) or len(sizes) < 2:
+            return total
+        big, small, rest = sizes[0], sizes[1], sum(sizes[2:])
+        out = sum(self.nbytes(o) for o in outs)
+        if min(out, small) <= tile_bytes:
+            return total
+        blocks = math.ceil(small / max(1, tile_bytes))
+        return small + big * blocks + rest
 
     def _check_smallest_tile(self, node: Node, wl: Workload, core: _Core, in_pools: dict[str, str]) -> None:
         """Raise if a buffer cannot hold the smallest tile of `node` even when streamed.
