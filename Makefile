@@ -28,7 +28,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py --out BENCHMARKS.md
+	$(PY) benchmarks/export_bench.py
+	$(PY) benchmarks/run.py --peers --out BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hwsim-cache

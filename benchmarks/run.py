@@ -33,6 +33,7 @@ CONV4 = ROOT / "tests" / "data" / "compiler" / "conv4_infer_torch.onnx"
 @dataclass
 class Row:
     workload: str
+    target: str
     nodes: int
     tasks: int
     export_cold_s: float | None
@@ -57,7 +58,7 @@ def bench_model(name: str, model: onnx.ModelProto | Path, hw, repeat: int,
     compile_s, compiled = median_time(lambda: compile_model(model, hw), repeat)
     sim_s, result = median_time(lambda: simulate(compiled.program, energy_table=energy_table(hw),
                                                  static_power_mw=hw.technology.static_power_mw), repeat)
-    return Row(name, len(compiled.graph.nodes), len(compiled.program.tasks), cold, warm,
+    return Row(name, hw.name, len(compiled.graph.nodes), len(compiled.program.tasks), cold, warm,
                compile_s, sim_s, result.cycles, result.energy_pj * 1e-6)
 
 
@@ -68,6 +69,21 @@ def bench_export(spec: PhaseSpec, repeat: int) -> tuple[float, float, onnx.Model
         cold = time.perf_counter() - t0
         warm, _ = median_time(lambda: export_phase(spec, cache_dir=cache), repeat)
     return cold, warm, model
+
+
+def plan_time(model: onnx.ModelProto, hw) -> float:
+    """Seconds to partition the graph into configurations and fold every stage (no Program)."""
+    from compiler.frontend import load_graph
+    from compiler.lowering.fabric import plan_cgra, plan_fpga
+    from compiler.passes import run_pipeline
+    from compiler.workload import graph_workloads
+
+    graph = run_pipeline(load_graph(model))
+    workloads = graph_workloads(graph)
+    plan = plan_fpga if hw.kind == "fpga" else plan_cgra
+    t0 = time.perf_counter()
+    plan(graph, workloads, hw)
+    return time.perf_counter() - t0
 
 
 def fmt(x: float | None, unit: str = "s") -> str:
@@ -94,6 +110,21 @@ def main() -> int:
     print("[bench] Conv4 inference", file=sys.stderr, flush=True)
     rows.append(bench_model("Conv4-64 inference 1×1×28×28 (torch.onnx export)", CONV4, hw, args.repeat))
 
+    # The heaviest training graph users ask about, on an NPU and on both fabrics.
+    spec = PhaseSpec("maml", "meta_train", backbone="conv4_64_28x28x1", way=5, shot=1, query=15,
+                     inner_steps=5, meta_batch=4)
+    print("[bench] export MAML Conv4 5-way 1-shot k=5 B=4 ...", file=sys.stderr, flush=True)
+    cold, warm, conv_model = bench_export(spec, args.repeat)
+    label = "MAML Conv4-64 5-way 1-shot (15 queries) meta_train B=4 k=5"
+    plans: list[tuple[str, float]] = []
+    for i, name in enumerate(("edge-npu", "zcu102-like", "cgra-8x8")):
+        target = load_hardware(name)
+        print(f"[bench] {label} on {name}", file=sys.stderr, flush=True)
+        rows.append(bench_model(label, conv_model, target, 1, cold if i == 0 else None,
+                                warm if i == 0 else None))
+        if target.kind in ("fpga", "cgra"):
+            plans.append((name, plan_time(conv_model, target)))
+
     lines = [
         "# Benchmarks",
         "",
@@ -102,15 +133,23 @@ def main() -> int:
         f"{platform.machine()}, {_cores()} cores. Median of {args.repeat} runs; the cold export runs "
         "once with an empty cache, the warm one reads the cache. Hardware: edge-npu.",
         "",
-        "| workload | ONNX nodes | tasks | export cold | export warm | compile | simulate | simulated cycles | energy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | target | ONNX nodes | tasks | export cold | export warm | compile | simulate | simulated cycles | energy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.workload} | {r.nodes:,} | {r.tasks:,} | {fmt(r.export_cold_s)} | "
+        lines.append(f"| {r.workload} | {r.target} | {r.nodes:,} | {r.tasks:,} | {fmt(r.export_cold_s)} | "
                      f"{fmt(r.export_warm_s)} | {fmt(r.compile_s)} | {fmt(r.simulate_s)} | "
                      f"{r.cycles:,.0f} | {r.energy_uj:,.1f} µJ |")
-    lines += ["", "Compile = ONNX load + shape inference + passes + workloads + NPU lowering; "
-              "simulate = the SimPy engine on the lowered Program (one event per task).", ""]
+    lines += ["", "Compile = ONNX load + shape inference + passes + workloads + lowering onto the "
+              "target; simulate = the SimPy engine on the lowered Program (one event per task). The "
+              "Conv4 training rows are timed once (median of 1).", "",
+              "## Fabric planning (partition + folding) of the Conv4 k=5 meta_train graph", "",
+              "| target | partition + fold |", "|---|---:|"]
+    lines += [f"| {name} | {fmt(t)} |" for name, t in plans]
+    export_times = ROOT / "benchmarks" / "export_times.md"
+    if export_times.is_file():
+        body = export_times.read_text(encoding="utf-8").split("\n", 1)[1]
+        lines += ["", "## Export of every algorithm (benchmarks/export_bench.py)", body.strip(), ""]
     if args.peers:
         from benchmarks.peers.speed import run as run_peers
 
