@@ -13,6 +13,8 @@ trace them as pure functions.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
 from dataclasses import dataclass
@@ -127,8 +129,30 @@ def conv4_embed(params: Params, x: Tensor) -> Tensor:
         h = F.conv2d(h, params[f"conv{b}.weight"], params[f"conv{b}.bias"], padding=1)
         h = F.batch_norm(h, None, None, params[f"bn{b}.weight"], params[f"bn{b}.bias"],
                          training=True, momentum=0.0, eps=BN_EPS)
-        h = F.max_pool2d(F.relu(h), 2)
+        h = max_pool2(F.relu(h))
     return h.flatten(1)
+
+
+# The 2×2 max-pool of Conv4, replaceable for eager runs only (`overriding_max_pool`): export
+# verification records its inputs and re-runs a phase with onnxruntime's choice of maxima where
+# float32 cannot resolve them (`export.verify_export`). Traced graphs contain the plain max-pool.
+_MAX_POOL_OVERRIDE: contextvars.ContextVar[Callable[[Tensor], Tensor] | None] = \
+    contextvars.ContextVar("max_pool_override", default=None)
+
+
+def max_pool2(h: Tensor) -> Tensor:
+    override = _MAX_POOL_OVERRIDE.get()
+    return F.max_pool2d(h, 2) if override is None else override(h)
+
+
+@contextlib.contextmanager
+def overriding_max_pool(pool: Callable[[Tensor], Tensor]):
+    """Within the block, Conv4's max-pools call `pool(h)` instead of `F.max_pool2d(h, 2)`."""
+    token = _MAX_POOL_OVERRIDE.set(pool)
+    try:
+        yield
+    finally:
+        _MAX_POOL_OVERRIDE.reset(token)
 
 
 def linear_head(params: Params, h: Tensor) -> Tensor:
