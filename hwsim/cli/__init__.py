@@ -40,8 +40,8 @@ class UsageError(ValueError):
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algo", default="maml", help="algorithm (maml, fomaml)")
-    p.add_argument("--backbone", default="sine_mlp", help="backbone (sine_mlp)")
+    p.add_argument("--algo", default="maml", help="algorithm (maml, fomaml, reptile, metasgd, protonet, metalstm, anil)")
+    p.add_argument("--backbone", default="sine_mlp", help="sine_mlp or conv4_{32,64}_{28x28x1,84x84x3}")
     p.add_argument("--way", type=int, default=1, help="classes per task (1 for regression)")
     p.add_argument("--shot", type=int, default=10, help="support examples per class (K)")
     p.add_argument("--query", type=int, default=10, help="query examples per class")
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`hwsim ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as e:  # noqa: BLE001 - the one place errors become exit codes
         if isinstance(e, bad_input):
             print(f"hwsim {args.command}: error: {e}", file=sys.stderr)
