@@ -9,25 +9,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from hwsim.cli import main
+
+from .cli_run import assert_bad_input, run_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "compiler"
 CONV4 = DATA / "conv4_infer_torch.onnx"
 
 
-def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_bad_input(code, err, *fragments):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def test_simulate_prints_summary_and_writes_json(tmp_path, capsys):

@@ -5,25 +5,16 @@ import json
 
 import pytest
 
-from hwsim.cli import main
+
+from . import cli_run
+from .cli_run import assert_bad_input
 
 SHORT = ["--data", "sinusoid", "--shot", "5", "--query", "5", "--meta-batch", "3",
          "--eval-episodes", "10", "--seed", "2"]
 
 
 def run_cli(*args, capsys):
-    code = main(["train", *[str(a) for a in args]])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_bad_input(code, err, *fragments):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for f in fragments:
-        assert f in lines[0], lines[0]
+    return cli_run.run_cli("train", *args, capsys=capsys)
 
 
 def test_short_run_writes_results_and_checkpoint(tmp_path, capsys):
