@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import ConfigError, load_hardware, parse_hardware
+from .config import load_hardware, parse_hardware
 
 MAX_POINTS = 10_000
 
@@ -188,5 +188,4 @@ def pareto(rows: list[dict[str, Any]], x: str = "seconds", y: str = "energy_pj")
     return out
 
 
-__all__ = ["Space", "ModelRef", "SweepError", "load_space", "run_sweep", "pareto", "point_config",
-           "ConfigError"]
+__all__ = ["Space", "ModelRef", "SweepError", "load_space", "run_sweep", "pareto", "point_config"]
