@@ -23,7 +23,8 @@ Per node, in topological order:
 
 Outputs still on chip at the end are written back to DRAM. Memory levels traced over time:
 `sram` (all on-chip buffers of all cores), `core<c>.<buffer>` (each buffer of each core) and
-`dram` (graph inputs and parameters from t=0, every tensor written off chip from its write on).
+`dram` (graph inputs and parameters from t=0, every tensor written off chip from its write until
+its last consumer ends; graph outputs stay).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ NOT_MODELLED = [
     "array stalls inside a layer from SRAM port bandwidth (SCALE-Sim's stall-free assumption within a tile)",
     "SRAM bank conflicts, DRAM row-buffer locality and refresh; one transfer uses one DRAM channel",
     "operator fusion: each node is one compute task (its intermediates stay on chip when they fit)",
-    "DRAM space of dead intermediates is not reclaimed (the off-chip footprint is an upper bound)",
+    "DRAM space of a dead intermediate returns when its last consumer in program order ends "
+    "(with several cores another core's load of it may still be in flight)",
     "results leaving a separate ofmap buffer go to DRAM, not to the ifmap buffer on chip",
 ]
 
@@ -123,6 +125,7 @@ class _TensorState:
     dram_ready: int | None = None             # task after which that copy is valid
     ready_on: dict[int, int] = field(default_factory=dict)  # core -> task making the on-chip copy valid
     remaining_uses: int = 0
+    dram_bytes: int = 0                       # off-chip space this program allocated for it
 
 
 class _Builder:
@@ -230,7 +233,7 @@ class _Builder:
             size = self.nbytes(name)
             s.dram_ready = self._transfer(core, self.cores[core].where[name], f"writeback {name}", size,
                                           (producer,), scope, to_chip=False, dram_alloc=size)
-            s.in_dram = True
+            s.in_dram, s.dram_bytes = True, size
         return s.dram_ready
 
     # ---- on-chip residency ---------------------------------------------------------------------
@@ -257,7 +260,7 @@ class _Builder:
             if not s.in_dram:  # live and dirty: spill
                 s.dram_ready = self._transfer(core.index, pool, f"spill {name}", size, (producer,), scope,
                                               to_chip=False, free=size, dram_alloc=size)
-                s.in_dram = True
+                s.in_dram, s.dram_bytes = True, size
                 p.pending.append((s.dram_ready, size))
             else:
                 last = core.last_reader.pop(name, producer)
@@ -275,6 +278,16 @@ class _Builder:
                 p.pending.insert(0, (tid, b - short))
             short -= b
         return waits
+
+    def _release_dram_if_dead(self, name: str, last: int) -> None:
+        """Return the off-chip space of an intermediate nobody reads any more when task `last`
+        (its last reader) ends. Graph inputs, parameters and outputs keep theirs."""
+        s = self.state[name]
+        if s.remaining_uses > 0 or name in self.outputs or not s.dram_bytes:
+            return
+        t = self.tasks[last]
+        self.tasks[last] = replace(t, mem_free=_merge(t.mem_free, {"dram": s.dram_bytes}))
+        s.dram_bytes = 0
 
     def _buffer_name(self, pool: str) -> str:
         return "SRAM" if pool == "sram" else f"{pool} buffer"
@@ -354,6 +367,8 @@ class _Builder:
             if b:
                 core.pools[pool].pending.append((tid, b))
         for i in ins:
+            self._release_dram_if_dead(i, tid)
+        for i in ins:
             if i in core.where:
                 core.last_reader[i] = tid
         for o in outs:
@@ -375,17 +390,20 @@ class _Builder:
         in_pool = self.load_pool(max(ins, key=self.nbytes)) if ins else self.out_pool
         out_pool = self.out_pool
         cap_in = core.pools[in_pool].capacity
-        load = self._stream_traffic(wl, ins, outs, cap_in // 2)
         out_bytes = sum(self.nbytes(o) for o in outs)
         if in_pool == out_pool:
             rooms = {in_pool: cap_in // 2}
             stage_in = stage_out = max(1, cap_in // 8)
-            tiles = math.ceil(load / max(1, cap_in // 2))
+            acc_room = cap_in // 4
         else:
             cap_out = core.pools[out_pool].capacity
             rooms = {in_pool: cap_in // 2, out_pool: cap_out // 2}
             stage_in, stage_out = max(1, cap_in // 4), max(1, cap_out // 4)
-            tiles = max(math.ceil(load / max(1, cap_in // 2)), math.ceil(out_bytes / max(1, cap_out // 2)))
+            acc_room = cap_out // 2
+        load = self._stream_traffic(node, wl, ins, outs, cap_in // 2, acc_room)
+        tiles = math.ceil(load / max(1, cap_in // 2))
+        if in_pool != out_pool:
+            tiles = max(tiles, math.ceil(out_bytes / max(1, cap_out // 2)))
         tiles = max(1, min(MAX_STREAM_TILES, tiles))
         lookback = 2 if core.pools[in_pool].double_buffered else 1
         in_deps = [self._ensure_in_dram(i, scope) for i in ins]
@@ -427,27 +445,41 @@ class _Builder:
         for pool, b in rooms.items():   # returned tile by tile; later users wait for it all
             core.pools[pool].pending.append((done, b))
         for o in outs:
-            self.state[o].in_dram, self.state[o].dram_ready = True, done
+            s = self.state[o]
+            s.in_dram, s.dram_ready, s.dram_bytes = True, done, self.nbytes(o)
+        for i in ins:
+            self._release_dram_if_dead(i, computes[-1])
 
-    def _stream_traffic(self, wl: Workload, ins: list[str], outs: list[str], tile_bytes: int) -> int:
-        """Bytes loaded by a streamed op, `tile_bytes` being what one tile buffer holds.
+    def _stream_traffic(self, node: Node, wl: Workload, ins: list[str], outs: list[str], tile_bytes: int,
+                        acc_bytes: int) -> int:
+        """Bytes loaded by a streamed op: `tile_bytes` is what one input tile buffer holds,
+        `acc_bytes` the room for a block of results.
 
         Elementwise ops, reductions and data movement stream every operand once, tile by tile.
-        A GEMM-like op (MatMul, Gemm, Conv) reads each operand once as long as one of the three
-        GEMM operands can stay on chip: the result (accumulated over reduction tiles, as for
-        weight gradients), or either input (the other streams past it). Otherwise a block of
-        the smaller input is kept and the larger is re-read once per block — the better of the
-        two blocked orders."""
-        sizes = sorted((self.nbytes(i) for i in ins), reverse=True)
-        total = sum(sizes)
-        if wl.kind not in (Kind.MATMUL, Kind.CONV) or len(sizes) < 2:
+        A GEMM-like op (MatMul, Gemm, Conv: left operand A = Sr x T, right operand B = T x Sc,
+        result C = Sr x Sc) reads each operand once as long as one of the three can stay on
+        chip: the result (accumulated over reduction tiles, as for weight gradients), or either
+        input (the other streams past it). Otherwise it takes the cheapest of three blockings:
+        keep a block of A's rows and re-read B once per block; keep a block of B's columns and
+        re-read A once per block; or keep a bm x bn block of C accumulating while slices of A and
+        B stream past it along the reduction, which re-reads A once per column block and B once
+        per row block (`_output_blocks`). For a conv, A is the ifmap itself (a block of output
+        rows reads its band of input rows; the halo between bands is not counted)."""
+        sizes = {i: self.nbytes(i) for i in ins}
+        total = sum(sizes.values())
+        if wl.kind not in (Kind.MATMUL, Kind.CONV) or len(ins) < 2:
             return total
-        big, small, rest = sizes[0], sizes[1], sum(sizes[2:])
-        out = sum(self.nbytes(o) for o in outs)
-        if min(out, small) <= tile_bytes:
+        a, b = sizes[ins[0]], sizes[ins[1]]
+        rest = total - a - b
+        c = sum(self.nbytes(o) for o in outs)
+        if min(c, a, b) <= tile_bytes or c <= acc_bytes:
             return total
-        blocks = math.ceil(small / max(1, tile_bytes))
-        return small + big * blocks + rest
+        sr, sc, _, _ = as_gemm(self.g, node, wl)
+        keep_a = a + b * min(sr, math.ceil(a / max(1, tile_bytes)))
+        keep_b = b + a * min(sc, math.ceil(b / max(1, tile_bytes)))
+        bm, bn = _output_blocks(a, b, c, max(1, acc_bytes), sr, sc)
+        keep_c = a * bn + b * bm
+        return min(keep_a, keep_b, keep_c) + rest
 
     def _check_smallest_tile(self, node: Node, wl: Workload, core: _Core, in_pools: dict[str, str]) -> None:
         """Raise if a buffer cannot hold the smallest tile of `node` even when streamed.
@@ -562,6 +594,31 @@ def _is_float(dtype: str) -> bool:
 # Streamed ops are cut into at most this many tiles: enough to overlap transfers with compute,
 # few enough that the event count stays small.
 MAX_STREAM_TILES = 16
+
+
+def _output_blocks(a: int, b: int, c: int, room: int, sr: int, sc: int) -> tuple[int, int]:
+    """Row and column block counts (bm <= sr, bn <= sc) of an output-stationary GEMM whose result
+    block fits `room` bytes (c / (bm * bn) <= room), chosen to minimise the re-reads a * bn + b * bm.
+    The continuous optimum is bm = sqrt(a * P / b), bn = sqrt(b * P / a) with P = c / room; the
+    integer neighbours of each feasible bm are tried (a few dozen candidates, no search)."""
+    need = math.ceil(c / room)
+    best: tuple[int, int, int] | None = None
+    centre = math.sqrt(a * need / max(1, b))
+    candidates = {1, sr, math.floor(centre), math.ceil(centre), math.ceil(need / sc)}
+    for bm in candidates:
+        for m in (bm - 1, bm, bm + 1):
+            m = max(1, min(sr, m))
+            n = math.ceil(need / m)
+            while n <= sc and math.ceil(c / (m * n)) > room:
+                n += 1
+            if n > sc:
+                continue
+            cost = a * n + b * m
+            if best is None or (cost, m, n) < best:
+                best = (cost, m, n)
+    if best is None:   # even one row and column of C per block is too big: one element each
+        return sr, sc
+    return best[1], best[2]
 
 
 def _share(total: int, parts: int, k: int) -> int:
