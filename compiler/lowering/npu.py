@@ -49,7 +49,8 @@ NOT_MODELLED = [
     "operator fusion: each node is one compute task (its intermediates stay on chip when they fit)",
     "DRAM space of a dead intermediate returns when its last consumer in program order ends "
     "(with several cores another core's load of it may still be in flight)",
-    "results leaving a separate ofmap buffer go to DRAM, not to the ifmap buffer on chip",
+    "a result leaving a separate ofmap buffer moves to the ifmap buffer only if that has room "
+    "without evicting anything; otherwise it is spilled to DRAM",
 ]
 
 
@@ -257,6 +258,8 @@ class _Builder:
             p.used -= size
             s = self.state[name]
             producer = s.ready_on.pop(core.index)
+            if not s.in_dram and self._move_on_chip(core, pool, name, size, producer, pinned, scope):
+                continue
             if not s.in_dram:  # live and dirty: spill
                 s.dram_ready = self._transfer(core.index, pool, f"spill {name}", size, (producer,), scope,
                                               to_chip=False, free=size, dram_alloc=size)
@@ -278,6 +281,28 @@ class _Builder:
                 p.pending.insert(0, (tid, b - short))
             short -= b
         return waits
+
+    def _move_on_chip(self, core: _Core, pool: str, name: str, size: int, producer: int, pinned: set[str],
+                      scope: str) -> bool:
+        """A live result evicted from a separate `ofmap` buffer moves to the `ifmap` buffer of its
+        core when that has room without evicting anything (the path a TPU's accumulators take to
+        its unified buffer), instead of a spill to DRAM. The core's DMA engine copies it at the
+        buffers' port rate; the ofmap space returns when the copy (and every earlier reader of
+        the ofmap copy) is done. Returns whether it moved."""
+        dest = core.pools.get("ifmap")
+        if pool != "ofmap" or dest is None or dest.used + size > dest.capacity:
+            return False
+        waits = self._make_room(core, "ifmap", size, pinned, scope)
+        reader = core.last_reader.pop(name, None)
+        tid = self._add(kind=TaskKind.TRANSFER, name=f"move {name}", resources=(f"core{core.index}.dma",),
+                        deps=(producer, reader, *waits), bytes=size,
+                        actions={"ofmap.read": size, "ifmap.write": size}, scope=scope, op_type="dma",
+                        mem_alloc=self._mem(core.index, "ifmap", size),
+                        mem_free=self._mem(core.index, "ofmap", size))
+        core.pools[pool].pending.append((tid, size))
+        self._place(core, "ifmap", name, size)
+        self.state[name].ready_on[core.index] = tid
+        return True
 
     def _release_dram_if_dead(self, name: str, last: int) -> None:
         """Return the off-chip space of an intermediate nobody reads any more when task `last`

@@ -1,4 +1,4 @@
-"""SCALE-Sim 3.0.0's USER-bandwidth timing of one GEMM layer, per fold (a compatibility model).
+"""SCALE-Sim 3.0.0's USER-bandwidth timing of one GEMM/conv layer, per fold (a compatibility model).
 
 `compiler.lowering.systolic.gemm_cost` gives SCALE-Sim's stall-free cycles exactly. With a fixed
 DRAM bandwidth ("USER" mode) SCALE-Sim adds stalls from its memory system
@@ -16,12 +16,15 @@ What SCALE-Sim does, read from its sources (words = 1-byte elements, `bw` words/
   words). Half the SRAM is the *active window* (A = ⌈⌈S/2⌉/eps⌉ sets), half the *prefetch* part
   (P sets) (`single_layer_sim` passes `active_buf_frac = 0.5`). Before cycle 0 the first
   ⌈S/2⌉ words are fetched, ⌈⌈S/2⌉/bw⌉ cycles ("incl. prefetch" starts there).
-* **Refill.** A demanded address not in the window slides the window forward by P sets (circularly
-  over the n sets) and issues a refill of ⌈(S − ⌈S/2⌉)/bw⌉ DRAM lines; refill k lands at
-  L_k = −1 + k·d with d = ⌈(S − ⌈S/2⌉)/bw⌉ + 1, whatever the cycle it was asked at. A demand
-  that steps *back* behind the window (the next fold starting before the window: diagonal
-  overlap of fold blocks, flipped stationary blocks, a new pass over the operand) slides it all
-  the way round: that is SCALE-Sim's refetch.
+* **Refill.** A demanded address held by no set of the window (SCALE-Sim looks addresses up, so
+  any copy of a repeated address hits) slides the window forward by P sets (circularly over the
+  n sets) and issues a refill of ⌈(S − ⌈S/2⌉)/bw⌉ DRAM lines, until a set holds it; refill k
+  lands at L_k = −1 + k·d with d = ⌈(S − ⌈S/2⌉)/bw⌉ + 1, whatever the cycle it was asked at. A
+  demand that steps *back* behind the window (the next fold starting before the window: diagonal
+  overlap of fold blocks, a new pass over the operand) slides it all the way round: that is
+  SCALE-Sim's refetch. Flipped stationary blocks are loaded one row per cycle from the last row
+  up, each row left to right: a row straddling the window's lower edge sends the window round
+  (its first words) and one step on (its last words), and the next row sends it round again.
 * **Stall.** For a demand row at cycle T the operand's service time starts at t = T + 1 and
   each refill issued in that row sets t ← 2L − t if L > t, else t ← L (`offset += stall` twice);
   the row stalls by the largest t − T − 1 over ifmap and filter (and the ofmap write buffer).
@@ -32,11 +35,14 @@ What SCALE-Sim does, read from its sources (words = 1-byte elements, `bw` words/
 Reported: total = rows + stall ("Total Cycles" + 1), "incl. prefetch" = initial fetch + last
 ofmap drain cycle + 1, and DRAM words per operand, which SCALE-Sim counts in whole lines.
 
-Approximations (measured in tests/compiler/test_validation_peers.py and docs/validation.md):
-within a fold the demanded set is interpolated linearly between the fold's first and last
-demanded sets (SCALE-Sim's per-row skew is not walked); a conv's im2col matrix is treated as a
-GEMM whose addresses are all distinct (SCALE-Sim hits on any copy of a repeated address); the
-ofmap drain never stalls the array.
+How it is evaluated: the sets of the fetch sequence are numbered once (numpy); a streamed
+(skewed) fold demands the sets from its first to its last in order, its slides placed in time by
+linear interpolation over the fold (SCALE-Sim's per-row skew is not walked); a stationary fold is
+walked entry by entry in SCALE-Sim's order, vectorised over the entries that hit. With `conv`
+(`ScaleSimConv`) the ifmap entries carry their im2col addresses and an entry hits on any set
+holding a copy (IS loads overlapping conv windows as stationary blocks); without it every entry
+is a distinct word (exact for a GEMM). The ofmap write buffer never stalls the array here.
+Agreement: tests/compiler/test_validation_peers.py and docs/validation.md.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ SETS_PER_SRAM = 100     # read_buffer.prepare_hashed_buffer: elems_per_set = cei
 
 @dataclass(frozen=True)
 class ScaleSimUserCost:
-    """One GEMM under SCALE-Sim's USER bandwidth, in SCALE-Sim's words (elements)."""
+    """One GEMM (or conv) layer under SCALE-Sim's USER bandwidth, in SCALE-Sim's words (elements)."""
 
     compute_cycles: int          # stall-free cycles (gemm_cost.cycles)
     stall_cycles: int            # SCALE-Sim's "Stall Cycles"
@@ -78,29 +84,64 @@ class ScaleSimUserCost:
         return self.prefetch_cycles + self.total_cycles + self.drain_cycles
 
 
+@dataclass(frozen=True)
+class ScaleSimConv:
+    """A conv layer as SCALE-Sim addresses it: input h × w × c (SCALE-Sim has no padding: give the
+    padded size), r × s filters, strides. Its im2col rows are the sr output pixels, its columns
+    the t = r·s·c window entries (`operand_matrix.calc_ifmap_elem_addr`)."""
+
+    h: int
+    w: int
+    r: int
+    s: int
+    c: int
+    stride_h: int = 1
+    stride_w: int = 1
+
+    @property
+    def out(self) -> tuple[int, int]:
+        """SCALE-Sim's output size, windows rounded up (`topo_calc_hyperparams`)."""
+        return (-(-(self.h - self.r) // self.stride_h) + 1, -(-(self.w - self.s) // self.stride_w) + 1)
+
+    def im2col(self) -> np.ndarray:
+        """sr × t ifmap addresses, −1 where a window runs off the input."""
+        oh, ow = self.out
+        orow, ocol = np.divmod(np.arange(oh * ow), ow)
+        kr, rest = np.divmod(np.arange(self.r * self.s * self.c), self.s * self.c)
+        kc, ch = np.divmod(rest, self.c)
+        y = orow[:, None] * self.stride_h + kr[None, :]
+        x = ocol[:, None] * self.stride_w + kc[None, :]
+        return np.where((y < self.h) & (x < self.w), (y * self.w + x) * self.c + ch[None, :], -1)
+
+
 def scalesim_user_cost(sr: int, sc: int, t: int, rows: int, cols: int, dataflow: str, *,
                        ifmap_words: int, filter_words: int, ofmap_words: int,
                        ifmap_bw: int, filter_bw: int | None = None,
-                       ofmap_bw: int | None = None) -> ScaleSimUserCost:
+                       ofmap_bw: int | None = None, conv: ScaleSimConv | None = None) -> ScaleSimUserCost:
     """SCALE-Sim's USER-bandwidth cost of C[sr×sc] = A[sr×t]·B[t×sc] (see the module docstring).
 
     SRAM sizes in words (SCALE-Sim: kB × 1024 at 1-byte words), bandwidths in words/cycle per
-    operand (filter and ofmap default to the ifmap's). Memoised."""
+    operand (filter and ofmap default to the ifmap's). `conv`: the layer is that convolution
+    (sr = output pixels, sc = filters, t = r·s·c); its ifmap is then addressed as SCALE-Sim's
+    im2col matrix, whose repeated words SCALE-Sim may hit on any copy. Memoised."""
     fb = ifmap_bw if filter_bw is None else filter_bw
     ob = ifmap_bw if ofmap_bw is None else ofmap_bw
     for name, v in dict(ifmap_words=ifmap_words, filter_words=filter_words, ofmap_words=ofmap_words,
                         ifmap_bw=ifmap_bw, filter_bw=fb, ofmap_bw=ob).items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if conv is not None and (conv.out[0] * conv.out[1], conv.r * conv.s * conv.c) != (sr, t):
+        raise ValueError(f"conv {conv} has {conv.out[0] * conv.out[1]} output pixels and a window "
+                         f"of {conv.r * conv.s * conv.c}, not sr={sr}, t={t}")
     return _cost(sr, sc, t, rows, cols, _dataflow(dataflow), ifmap_words, filter_words, ofmap_words,
-                 ifmap_bw, fb, ob)
+                 ifmap_bw, fb, ob, conv)
 
 
 @lru_cache(maxsize=4096)
-def _cost(sr, sc, t, rows, cols, df, if_words, fl_words, of_words, if_bw, fl_bw, of_bw):
+def _cost(sr, sc, t, rows, cols, df, if_words, fl_words, of_words, if_bw, fl_bw, of_bw, conv):
     base = gemm_cost(sr, sc, t, rows, cols, df)
     per_fold = base.cycles_per_fold
-    ops = _operands(sr, sc, t, rows, cols, df)
+    ops = _operands(sr, sc, t, rows, cols, df, None if conv is None else conv.im2col())
     streams = []
     for (fetch, folds), words, bw in zip(ops, (if_words, fl_words), (if_bw, fl_bw)):
         streams.append(_ReadStream(fetch, folds, words, bw, per_fold))
@@ -126,6 +167,7 @@ class _Fetch:
 
     valid: np.ndarray
     diagonal: bool
+    addr: np.ndarray | None = None     # entry addresses where several entries share one (im2col)
 
 
 @dataclass(frozen=True)
@@ -147,12 +189,30 @@ def _stack(blocks: int, height: int, width: int, used_last: int) -> np.ndarray:
     return v.reshape(blocks * height, width)
 
 
-def _operands(sr, sc, t, rows, cols, df):
+def _blocks(mat: np.ndarray, width: int) -> np.ndarray:
+    """The column blocks of `mat`, `width` wide (the last padded with −1), stacked vertically."""
+    nb = -(-mat.shape[1] // width)
+    padded = np.full((mat.shape[0], nb * width), -1, dtype=np.int64)
+    padded[:, :mat.shape[1]] = mat
+    return padded.reshape(mat.shape[0], nb, width).transpose(1, 0, 2).reshape(-1, width)
+
+
+def _with_addresses(fetch: _Fetch, addr: np.ndarray | None) -> _Fetch:
+    """The fetch sequence with the entries' addresses (−1: a window off the input, not fetched)."""
+    if addr is None:
+        return fetch
+    assert addr.shape == fetch.valid.shape
+    return _Fetch(fetch.valid & (addr >= 0), fetch.diagonal, addr)
+
+
+def _operands(sr, sc, t, rows, cols, df, im2col=None):
     """(fetch, per-fold demands) of ifmap and filter, folds in SCALE-Sim's order (fc outer, fr
-    inner), following `compute/systolic_compute_{ws,os,is}.py`."""
+    inner), following `compute/systolic_compute_{ws,os,is}.py`. `im2col`: the ifmap's sr × t
+    addresses, when they repeat (a conv)."""
     if df == "WS":    # rows ← t, cols ← sc, streamed sr
         rf, cf = -(-t // rows), -(-sc // cols)
         ifm = _Fetch(_stack(rf, sr, rows, t - (rf - 1) * rows), True)
+        ifm = _with_addresses(ifm, None if im2col is None else _blocks(im2col, rows))
         flt = _Fetch(_stack(cf, t, cols, sc - (cf - 1) * cols), False)
         i_d, f_d = [], []
         for fc in range(cf):
@@ -163,6 +223,7 @@ def _operands(sr, sc, t, rows, cols, df):
     elif df == "OS":  # rows ← sr, cols ← sc, streamed t
         rf, cf = -(-sr // rows), -(-sc // cols)
         ifm = _Fetch(_stack(rf, t, rows, sr - (rf - 1) * rows), True)
+        ifm = _with_addresses(ifm, None if im2col is None else _blocks(im2col.T, rows))
         flt = _Fetch(_stack(cf, t, cols, sc - (cf - 1) * cols), True)
         i_d, f_d = [], []
         for fc in range(cf):
@@ -172,6 +233,7 @@ def _operands(sr, sc, t, rows, cols, df):
     else:             # IS: rows ← t, cols ← sr, streamed sc
         rf, cf = -(-t // rows), -(-sr // cols)
         ifm = _Fetch(_stack(cf, t, cols, sr - (cf - 1) * cols), False)
+        ifm = _with_addresses(ifm, None if im2col is None else _blocks(im2col.T, cols))
         flt = _Fetch(_stack(rf, sc, rows, t - (rf - 1) * rows), True)
         i_d, f_d = [], []
         for fc in range(cf):
@@ -201,6 +263,33 @@ def _set_ids(fetch: _Fetch, eps: int) -> np.ndarray:
     return ids
 
 
+class _Copies:
+    """Where each entry's address is held: the sets of all its copies (SCALE-Sim hits on any copy
+    of a repeated address). Distinct addresses: the entry's own set."""
+
+    def __init__(self, fetch: _Fetch, ids: np.ndarray) -> None:
+        self.ids = ids
+        self.table = None
+        if fetch.addr is None:
+            return
+        ok = ids >= 0
+        uniq, inv = np.unique(fetch.addr[ok], return_inverse=True)
+        base = int(ids.max()) + 1
+        owner, sets = np.divmod(np.unique(inv.astype(np.int64) * base + ids[ok]), base)
+        rank = np.arange(len(owner)) - np.searchsorted(owner, owner)    # copy number of a set
+        self.table = np.full((len(uniq), int(rank.max()) + 1), -1, dtype=np.int64)
+        self.table[owner, rank] = sets                   # address → its sets, −1 padded
+        self.inv = np.full(ids.shape, -1, dtype=np.int64)
+        self.inv[ok] = inv
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows r0..r1 of the stacked matrix: (rows × width × copies) sets, −1 padded."""
+        if self.table is None:
+            return self.ids[r0:r1, :, None]
+        inv = self.inv[r0:r1]
+        return np.where(inv[..., None] >= 0, self.table[inv], -1)
+
+
 # ---- one read operand: window slides (refills) per fold -----------------------------------------
 
 
@@ -221,32 +310,67 @@ class _ReadStream:
         self.events: list[int] = []                  # demand row (no-stall cycle) of each refill
         if p_sets > 0:
             ids = _set_ids(fetch, eps)
-            self._walk(ids, folds, n_sets, a_sets, p_sets, per_fold)
+            cand = _Copies(fetch, ids) if any(fd.descending for fd in folds) else None
+            self._walk(ids, cand, folds, n_sets, a_sets, p_sets, per_fold)
         self.dram_words = (self.init_lines + len(self.events) * self.refill_lines) * bw
 
-    def _walk(self, ids, folds, n, a, p, per_fold):
+    def _walk(self, ids, cand, folds, n, a, p, per_fold):
         start = 0
         for f, fd in enumerate(folds):
             block = ids[fd.r0:fd.r1]
             block = block[block >= 0]
             if block.size == 0:
                 continue
-            lo, hi = int(block.min()), int(block.max())
             row0 = f * per_fold
-            first, last = (hi, lo) if fd.descending else (int(ids[fd.r0][ids[fd.r0] >= 0].min()), hi)
-            start, k = _reach(start, first, n, a, p)
-            self.events += [row0 + fd.first_row] * k
             if fd.descending:                       # the stationary block is loaded upwards
-                start, k = _reach(start, lo, n, a, p)
-                self.events += [row0 + fd.last_row] * k
+                start = self._walk_stationary(cand, fd, row0, start, n, a, p)
                 continue
-            # ascending: slide whenever the demanded set leaves the window, interpolated in time
+            first, last = int(block.min()), int(block.max())   # first: the block's entry (0, 0)
+            # ascending: the demand runs through the sets first..last in order (interpolated in
+            # time); each set found outside the window slides it until it is inside
             span = max(1, last - first)
-            while not _inside(last, start, n, a):
+            s = first
+            while True:
+                start, k = _reach(start, s, n, a, p)
+                when = row0 + fd.first_row + round((s - first) / span * (fd.last_row - fd.first_row))
+                self.events += [when] * k
+                s += a - (s - start) % n                # the first set past the window's end
+                if s > last:
+                    break
+
+    def _walk_stationary(self, cand, fd, row0, start, n, a, p):
+        """A flipped stationary block as SCALE-Sim loads it: one block row per cycle from the last
+        row up, each row's entries left to right. An entry hits if any set of the window holds its
+        address (`cand`: `_Copies`); a miss slides the window by p sets until one does. Runs of
+        entries with the same candidate sets are one step. Returns the window's new start."""
+        blk = cand.rows(fd.r0, fd.r1)
+        h, w, c = blk.shape
+        seq = blk[::-1].reshape(h * w, c)
+        cyc = np.repeat(row0 + fd.last_row - np.arange(h - 1, -1, -1), w)
+        keep = seq[:, 0] >= 0
+        seq, cyc = seq[keep], cyc[keep]
+        if len(seq) > 1:
+            new = np.ones(len(seq), dtype=bool)
+            new[1:] = (seq[1:] != seq[:-1]).any(axis=1)
+            seq, cyc = seq[new], cyc[new]
+        i, m = 0, len(seq)
+        while i < m:
+            chunk = seq[i:i + 256]
+            hit = (((chunk - start) % n < a) & (chunk >= 0)).any(axis=1)
+            if hit.all():
+                i += len(chunk)
+                continue
+            i += int(np.argmin(hit))
+            sets = seq[i][seq[i] >= 0]
+            k = 0
+            while not (((sets - start) % n) < a).any():
                 start = (start + p) % n
-                edge = start + a - p                    # first set newly needed
-                frac = min(1.0, max(0.0, ((edge - first) % n) / span))
-                self.events.append(row0 + fd.first_row + round(frac * (fd.last_row - fd.first_row)))
+                k += 1
+                if k > n:      # cannot happen for p >= 1; guards the loop
+                    raise AssertionError("window never reaches the set")
+            self.events += [int(cyc[i])] * k
+            i += 1
+        return start
 
 
 def _inside(s: int, start: int, n: int, a: int) -> bool:

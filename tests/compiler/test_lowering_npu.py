@@ -150,6 +150,21 @@ def test_small_filter_buffer_streams_and_stays_within_capacity():
     assert small.peak_memory["core0.filter"] <= 8 * 1024
 
 
+def test_live_results_leaving_ofmap_move_to_ifmap_instead_of_dram():
+    # Six task outputs stay live until the final Sum; an 8 KiB ofmap holds two of them.
+    g, wl = mlp_chain(layers=2, m=32, d=32, tasks=6)
+    prog, roomy = sim(g, wl, split_hw(i=64, o=8))
+    names = [t.name for t in prog.tasks if t.kind is TaskKind.TRANSFER]
+    moves = [t for t in prog.tasks if t.name.startswith("move ")]
+    assert len(moves) == 5 and not any(n.startswith(("spill ", "writeback ")) for n in names)
+    assert all(t.resources == ("core0.dma",) and t.actions == {"ofmap.read": t.bytes, "ifmap.write": t.bytes}
+               for t in moves)
+    _, tight = sim(g, wl, split_hw(i=4, o=8))   # no room in ifmap: results go through DRAM
+    assert roomy.traffic()["dram.write"] == g.tensor(g.outputs[0]).nbytes
+    assert tight.traffic()["dram.write"] > roomy.traffic()["dram.write"]
+    assert roomy.peak_memory["core0.ifmap"] <= 64 * 1024 and roomy.peak_memory["core0.ofmap"] <= 8 * 1024
+
+
 def test_buffer_too_small_for_the_smallest_tile_names_buffer_and_size():
     g, wl = mlp_chain(layers=1, m=16, d=32)
     with pytest.raises(LoweringError) as e:   # WS: one 8x8 fp32 weight fold needs 256 bytes
