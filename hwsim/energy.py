@@ -14,8 +14,8 @@ The engine counts actions; a table prices them. Actions are named `<component>.<
 `energy_table(hw)` builds the named table for a hardware config (SRAM energy depends on each
 buffer's size, DRAM energy on the DRAM type, on-chip rows on the process node);
 `action_price(action, table)` returns picojoules per action. Re-pricing a result with another
-table needs no re-simulation (`SimResult.repriced`). Every row names its source; figures
-recalled from secondary sources carry "verify" in theirs.
+table needs no re-simulation (`SimResult.repriced`). Every row names its source; a figure that
+could not be traced to a published source says so ("assumption: ...", with what was searched).
 
 Tables: `horowitz45` (absolute, 45 nm) and `eyeriss` (Eyeriss's normalised access energies,
 anchored to an absolute 16-bit MAC). `area(hw)` estimates silicon area per PE and per KiB.
@@ -58,8 +58,10 @@ PRICED_DTYPES = ("float32", "float16", "int32", "int16", "int8")
 
 # ---- on-chip memory -------------------------------------------------------------------------------
 
-# Horowitz 2014, 64-bit SRAM access by capacity (pJ). The 32 KB and 1 MB points are marked
-# "verify" in REFERENCE.md; they are the figures quoted from the same ISSCC slide.
+# Horowitz 2014, 64-bit cache/SRAM access by capacity (pJ): the memory rows of his Fig. 1.1.9
+# (8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ). The figure is an image in the paper; these are the
+# values as reproduced in secondary tables (e.g. the energy-per-operation helper in GitHub gist
+# V0XNIHILI/2b6fa61edd4c06d9ffce5551065124c1 uses the same 10/20/100 pJ at 8/32/1000 KB).
 H45_SRAM_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 
 
@@ -84,12 +86,16 @@ H45_DRAM_64B_PJ = 1300.0
 # do not scale with the logic node. `Dram.energy_pj_per_bit` overrides them per config.
 DRAM_PJ_PER_BIT: dict[str, tuple[float, str]] = {
     "DDR3": (H45_DRAM_64B_PJ / 64, f"{HOROWITZ}: DRAM 1.3 nJ per 64-bit access (low end of 1.3-2.6 nJ)"),
-    "DDR4": (15.0, "DDR4 ~15 pJ/bit incl. I/O, as derived from the Micron DDR4 system-power "
-                   "calculator (TN-40-07) in the literature (verify)"),
-    "LPDDR4": (6.0, "LPDDR4 ~6 pJ/bit incl. I/O, Micron LPDDR4 power figures as quoted in the "
-                    "literature (verify)"),
-    "HBM2": (3.9, "O'Connor et al., 'Fine-Grained DRAM', MICRO 2017: HBM2 ~3.9 pJ/bit "
-                  "(vs GDDR5 ~14 pJ/bit) (verify)"),
+    "DDR4": (15.0, "assumption: ~15 pJ/bit incl. I/O for a DDR4 DIMM access; no published per-bit "
+                   "DDR4 figure found (searched: Micron TN-40-07 copies, Accelergy/CACTI plug-in, "
+                   "DRAMPower, Ramulator, O'Connor et al. MICRO 2017); lies between HBM2 3.97 and "
+                   "Horowitz's 20 pJ/bit DDR3-era figure"),
+    "LPDDR4": (8.0, "Accelergy CACTI plug-in DRAM table (Accelergy-Project/accelergy-cacti-plug-in, "
+                    "cacti_wrapper.py, DRAM_estimate_energy): LPDDR4 8 pJ/bit, labelled 'public data' "
+                    "there (no primary source given)"),
+    "HBM2": (3.97, "O'Connor et al., 'Fine-Grained DRAM', MICRO 2017, Sec. 1-2: HBM2 access energy "
+                   "~3.97 pJ/bit (row activation + on-die data movement + I/O); GDDR5 ~14 pJ/bit "
+                   "(Fig. 1a)"),
 }
 
 
@@ -104,16 +110,20 @@ def dram_pj_per_byte(hw: NPU) -> Price:
 # ---- technology scaling -----------------------------------------------------------------------------
 
 # Dynamic energy per operation scales as C·V^2 with C proportional to the feature size
-# (constant-field scaling, Dennard et al., IEEE JSSC 1974). Nominal core supply voltages per
-# node are typical foundry values (verify); 45 nm is Horowitz's 0.9 V. Below ~22 nm (FinFETs)
-# capacitance shrinks more slowly than the node name, so these factors are optimistic there;
-# Stillmaker & Baas (Integration 58, 2017) fit measured data and are the better source to
-# transcribe (open problem: not checked here). Factor relative to 45 nm = (L/45)·(V/0.9)^2.
+# (constant-field scaling, Dennard et al., IEEE JSSC 1974). 45 nm is Horowitz's 0.9 V (the table's
+# operating point). The other nominal core supply voltages are an assumption (typical values per
+# node); checked where a source was found: 14 nm 0.8 V, 10 nm 0.75 V, 7 nm 0.7 V are the PTM
+# nominal VDDs used with Stillmaker & Baas's scaling equations (Integration 58, 2017) in public
+# scaling scripts; their worked example (Sec. 4.2.1, corrigendum) uses 32 nm HP at 0.9 V (as here)
+# and 130 nm at 1.3 V (here 1.2 V); PTM's 45 nm nominal is 1.0 V, not Horowitz's 0.9 V. Stillmaker &
+# Baas's own nominal-VDD table was not found in the searched copies. Below ~22 nm (FinFETs)
+# capacitance shrinks more slowly than the node name, so these factors are optimistic there.
+# Factor relative to 45 nm = (L/45)·(V/0.9)^2.
 NOMINAL_VDD = {180: 1.8, 130: 1.2, 90: 1.0, 65: 1.0, 45: 0.9, 40: 0.9, 32: 0.9, 28: 0.9,
                22: 0.8, 16: 0.8, 14: 0.8, 10: 0.75, 7: 0.7, 5: 0.65}
 NODE_SCALING: dict[int, float] = {n: (n / 45) * (v / 0.9) ** 2 for n, v in NOMINAL_VDD.items()}
 SCALING_SOURCE = ("constant-field scaling E ~ C·V^2, C ~ L (Dennard et al., JSSC 1974), "
-                  "typical nominal VDD per node (verify)")
+                  "nominal VDD per node: assumption, 14/10/7 nm match PTM nominal VDDs")
 
 
 def node_factor(from_nm: int, to_nm: int) -> float:
@@ -247,9 +257,12 @@ class Area:
     source: str
 
 
-# TPUv1 (Jouppi et al., ISCA 2017, 28 nm; verify): die <= 331 mm^2, the matrix unit (65,536 int8
-# MACs) 24 % of it and the 24 MiB unified buffer 29 % (floor plan). Per int8 MAC and per KiB:
-TPU = "Jouppi et al., ISCA 2017 (TPUv1 floor plan, 28 nm; verify)"
+# TPUv1 (Jouppi et al., ISCA 2017): 28 nm and a die <= 331 mm^2 (Table 2: at most half of the
+# 662 mm^2 Haswell die, so 331 is an upper bound); 65,536 int8 MACs (Sec. 2). Floor plan (Fig. 2,
+# Sec. 2): the 24 MiB unified buffer is "almost a third" of the die and the matrix unit "a quarter".
+# The 29 % and 24 % are the Fig. 2 labels as recalled: the figure is an image, not legible in the
+# text copies searched; both agree with the Sec. 2 text. Per int8 MAC and per KiB:
+TPU = "Jouppi et al., ISCA 2017 (TPUv1, 28 nm, die <= 331 mm^2 in Table 2; Fig. 2 floor plan)"
 AREA_PER_INT8_MAC_MM2_28NM = 0.24 * 331 / 65536
 AREA_PER_KIB_SRAM_MM2_28NM = 0.29 * 331 / (24 * 1024)
 

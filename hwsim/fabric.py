@@ -63,14 +63,17 @@ class LaneCost(_Strict):
     transcendental_ops: Annotated[int, Field(ge=1, le=1024)] = 8   # ALU-lane ops per exp/log/sqrt/div
 
 
-# Default lane costs on UltraScale+ (DSP48E2). Floating point follows the Xilinx
-# Floating-Point Operator (PG060) resource tables, "full DSP usage" configurations: a
-# single-precision multiplier uses 3 DSP48E2 and an adder 2 (so a MAC lane 5), half precision
-# 1 + 1 — figures recalled from PG060, **verify**. int8: two 8-bit MACs share one DSP48E2
-# (Xilinx WP486, "Deep Learning with INT8 Optimization on Xilinx Devices"). int32: a 32x32
-# multiply tiles onto 27x18 multipliers as 2x2 = 4 DSPs (assumption from the DSP48E2 widths,
-# UG579). LUT/FF counts per lane are round figures of the same order as PG060's (**verify**);
-# a move lane is one LUT per bit of the element (a 2:1 mux per bit).
+# Default lane costs on UltraScale+ (DSP48E2). Floating point: assumption, "full DSP usage"
+# configurations of the Xilinx Floating-Point Operator (PG060) as commonly used: a single-precision
+# multiplier 3 DSP48E2 and an adder 2 (a MAC lane 5), half precision 1 + 1. PG060's per-device
+# resource tables (Xilinx "floating-point" resource-utilization pages) were not reachable in the
+# searched copies beyond their 7-series rows, so these counts are not checked against them.
+# int8: one DSP48E2 computes two concurrent INT8 multiply-accumulates that share a weight
+# (Xilinx WP486, "Deep Learning with INT8 Optimization on Xilinx Devices", abstract; WP487 gives
+# 1.75-2 INT8 MACs per DSP on average), so 0.5 DSP per int8 MAC lane. int32: a 32x32 multiply
+# tiles onto 27x18 multipliers as 2x2 = 4 DSPs (assumption from the DSP48E2 widths, UG579).
+# LUT/FF counts per lane are assumptions (round figures, not taken from PG060); a move lane is one
+# LUT per bit of the element (a 2:1 mux per bit).
 DEFAULT_LANES: dict[str, LaneCost] = {
     "float32": LaneCost(dsp_per_mac=5, lut_per_mac=350, ff_per_mac=600, dsp_per_op=2, lut_per_op=250,
                         ff_per_op=400, lut_per_move=32),
@@ -235,14 +238,19 @@ class CGRA(_Reconfigurable, _Strict):
 
 # ---- energy tables ------------------------------------------------------------------------------
 
-# Kuon & Rose, "Measuring the Gap Between FPGAs and ASICs", IEEE TCAD 26(2), 2007 (90 nm):
-# dynamic power of an FPGA implementation vs a standard-cell ASIC is ~14x for soft logic and
-# ~7.1x when the design uses hard multipliers and block memories (**verify** both ratios).
+# Kuon & Rose, "Measuring the Gap Between FPGAs and ASICs", IEEE TCAD 26(2), 2007 (90 nm),
+# abstract: for LUT logic and flip-flops the FPGA/ASIC dynamic-power ratio is ~14x (area ~35x,
+# ~18x with hard blocks; critical-path delay ~3-4x); with hard multipliers and block memories the
+# power gap is smaller, but the abstract gives no figure. The 7.1x hard-block ratio is therefore
+# an assumption: no figure for it was found in the searched copies (abstract and first page only).
 # The FPGA table is Horowitz 45 nm (the NPU's table) times these ratios, so that NPU and fabric
 # results are priced on one technology basis; no process scaling is applied.
 KUON_ROSE = "Kuon & Rose, IEEE TCAD 2007, FPGA/ASIC dynamic-power gap"
 FPGA_HARD_GAP = 7.1
 FPGA_SOFT_GAP = 14.0
+_HARD_GAP_SOURCE = (f"assumption: hard-block FPGA/ASIC dynamic-power gap, below the {FPGA_SOFT_GAP:g}x "
+                    f"soft-logic figure of {KUON_ROSE} (abstract)")
+_SOFT_GAP_SOURCE = f"{KUON_ROSE} (abstract), soft logic"
 
 
 def _configuration_byte() -> Price:
@@ -262,12 +270,12 @@ def fpga45(hw: FPGA) -> dict[str, Price]:
     t: dict[str, Price] = {}
     for dt in ("float32", "float16", "int32", "int8"):
         t[f"mac.{dt}"] = Price((H45_MULT[dt] + H45_ADD[dt]) * FPGA_HARD_GAP, "MAC",
-                               f"{HOROWITZ}: {dt} mult + add, x{FPGA_HARD_GAP} ({KUON_ROSE}, hard blocks)")
+                               f"{HOROWITZ}: {dt} mult + add, x{FPGA_HARD_GAP} ({_HARD_GAP_SOURCE})")
         t[f"lut.{dt}"] = Price(H45_ADD[dt] * FPGA_SOFT_GAP, "op",
-                               f"{HOROWITZ}: {dt} add, x{FPGA_SOFT_GAP} ({KUON_ROSE}, soft logic)")
+                               f"{HOROWITZ}: {dt} add, x{FPGA_SOFT_GAP} ({_SOFT_GAP_SOURCE})")
     bram = sram_pj_per_byte(BRAM18_BYTES) * FPGA_HARD_GAP
     src = (f"{HOROWITZ}: 64-bit SRAM access extrapolated to one BRAM18 (2.25 KB), /8, "
-           f"x{FPGA_HARD_GAP} ({KUON_ROSE}, hard blocks)")
+           f"x{FPGA_HARD_GAP} ({_HARD_GAP_SOURCE})")
     t["sram.read"] = Price(bram, "byte", src)
     t["sram.write"] = Price(bram, "byte", src)
     t.update(_dram_prices())
