@@ -344,10 +344,23 @@ def _halo_bytes(row: dict[str, str]) -> int:
     return int(row["batch"]) * int(row["channels"]) * ((h + 2 * p) ** 2 - h * h) * ELEMENT_BYTES
 
 
-def _same_spatial_mapping(row: dict[str, str]) -> bool:
-    """hwsim (like SCALE-Sim) puts a conv's whole window c·r·s on the array rows; ZigZag's fixed
-    mapping puts only c there. They coincide for GEMMs and fill the rows alike when c ≥ rows."""
-    return row["kind"] == "gemm" or int(row["channels"]) >= int(row["array_rows"])
+def _reduction_folds(row: dict[str, str]) -> tuple[int, int, int]:
+    """(ZigZag's reduction folds, hwsim's, output bytes). Each fold writes every output partial
+    sum to the global buffer once. hwsim (like SCALE-Sim) puts a conv's whole window c·r·s on the
+    array rows: ⌈c·r·s/rows⌉ folds. ZigZag's fixed mapping unrolls only c there, split evenly as
+    c/⌈c/rows⌉ (its spatial_mapping_conversion.py, "Check 3"; 96 on 64 rows: 2 × 48), with r and s
+    temporal: ⌈c/rows⌉·r·s folds, as long as its loop order keeps no reduction loop inside the
+    PE's one-word output register (true of every case the energy test compares, which checks it;
+    not of Conv4 layer 1, C = 1, where ZigZag accumulates r·s there). A GEMM has r = s = 1, so the
+    two agree."""
+    rows = int(row["array_rows"])
+    if row["kind"] == "gemm":
+        folds = -(-int(row["gemm_k"]) // rows)
+        return folds, folds, int(row["gemm_m"]) * int(row["gemm_n"]) * ELEMENT_BYTES
+    c, r = int(row["channels"]), int(row["filter_h"])
+    oh = (int(row["ifmap_h"]) + 2 * int(row["pad"]) - r) // int(row["stride"]) + 1
+    out = int(row["batch"]) * int(row["num_filters"]) * oh * oh * ELEMENT_BYTES
+    return -(-c // rows) * r * r, -(-c * r * r // rows), out
 
 
 @needs_zigzag
@@ -379,25 +392,31 @@ def test_global_buffer_reads_equal_zigzag_where_the_mapping_is_the_same():
 
 
 @needs_zigzag
-def test_energy_difference_to_zigzag_is_the_partial_sum_read_back():
+def test_energy_difference_to_zigzag_is_the_partial_sum_traffic_and_the_halo():
     # With the same constants, where the DRAM traffic and the GB input/weight reads agree (1 %),
-    # the energy gap is ZigZag's read-back of partial sums from the global buffer, which hwsim
-    # (like SCALE-Sim) does not count, and the padding halo ZigZag loads: adding them closes the
-    # gap to 1 % on all but two cases (AlexNet conv4 on 256x256: 1.0 %, conv2 on 64x64: 3.5 %, not
-    # explained yet; see
-    # docs/validation.md), and to 4 % on every case.
-    checked = within_1pct = 0
+    # the whole energy gap is three terms (docs/validation.md, ZigZag item 5):
+    # - ZigZag reads every partial sum back from the GB once per reduction fold (its `O` rd_low);
+    #   hwsim, like SCALE-Sim, counts the partial-sum writes but no read-back;
+    # - ZigZag's reduction folds ⌈c/rows⌉·r·s differ from hwsim's ⌈c·r·s/rows⌉ when rows do not
+    #   divide c or c < rows (AlexNet conv2 on 64×64: 50 vs 38 partial-sum writes per output, the
+    #   3.5 % left before this term; conv4 on 256×256: 18 vs 14, 1.0 %; conv1 on 256×256: 121 vs 2);
+    # - the zero-padding halo ZigZag loads from DRAM into the GB.
+    # Measured: 20 cases, all within 0.04 %.
+    errors = {}
     for r in ZIGZAG:
         h = _zigzag_hwsim(r["case_id"])
         zz_gb_reads = float(r["I_gb_rd_low_bytes"]) + float(r["W_gb_rd_low_bytes"])
-        if not _same_spatial_mapping(r) or abs(h.sram_reads / zz_gb_reads - 1) > 0.01 or \
+        if abs(h.sram_reads / zz_gb_reads - 1) > 0.01 or \
                 abs((h.dram_read_bytes + h.dram_write_bytes + _halo_bytes(r)) / _zz_dram_bytes(r) - 1) > 0.01:
             continue
+        zz_folds, hw_folds, out_bytes = _reduction_folds(r)
+        # the fold counts are the ones each tool counts partial-sum writes with
+        assert h.sram_writes == hw_folds * out_bytes, r["case_id"]
+        assert float(r["O_gb_wr_low_bytes"]) == pytest.approx(zz_folds * out_bytes, rel=0.01), r["case_id"]
         gb, dram = float(r["gb_pj_per_byte"]), float(r["dram_pj_per_byte"])
-        # ZigZag's extra: partial sums read back from the GB, and the padding halo moved from DRAM
-        # into the GB
-        extra = float(r["O_gb_rd_low_bytes"]) * gb + _halo_bytes(r) * (dram + gb)
-        assert h.energy_pj + extra == pytest.approx(float(r["energy_total_pj"]), rel=0.04), r["case_id"]
-        within_1pct += abs((h.energy_pj + extra) / float(r["energy_total_pj"]) - 1) <= 0.01
-        checked += 1
-    assert checked >= 15 and within_1pct >= checked - 2   # 19 cases, 17 within 1 % (docs/validation.md)
+        extra = (float(r["O_gb_rd_low_bytes"]) + (zz_folds - hw_folds) * out_bytes) * gb \
+            + _halo_bytes(r) * (dram + gb)
+        errors[r["case_id"]] = (h.energy_pj + extra) / float(r["energy_total_pj"]) - 1
+    assert len(errors) >= 18, errors
+    assert {"alexnet_conv2_64x64_2m", "alexnet_conv4_256x256_4m"} <= errors.keys()
+    assert max(map(abs, errors.values())) <= 0.002, errors
