@@ -408,27 +408,28 @@ class _Builder:
         """An op too large for its buffers runs in tiles: load tile i+1 while computing tile i
         (double buffering), store each tile's results. Operands come from and go to DRAM.
 
-        Input tiles are staged in the buffer the largest operand loads into, result tiles in the
-        result buffer; half of each is reserved as two tile buffers (a unified buffer: half in
-        all, two input and two result tile buffers)."""
+        The op takes its buffers whole (evicting what they hold): input tiles are staged in the
+        buffer the largest operand loads into, result tiles in the result buffer, each in two
+        tile buffers of an eighth of it (a unified buffer: two input and two result tiles of a
+        sixteenth). What `_stream_traffic` keeps on chip uses up to KEEP_SHARE of a buffer."""
         scope = str(node.scope)
         in_pool = self.load_pool(max(ins, key=self.nbytes)) if ins else self.out_pool
         out_pool = self.out_pool
         cap_in = core.pools[in_pool].capacity
         out_bytes = sum(self.nbytes(o) for o in outs)
+        # The op takes its buffers whole. A kept operand (or a block of it, or a block of results)
+        # may use up to KEEP_SHARE of a buffer; the rest holds double-buffered staging tiles.
         if in_pool == out_pool:
-            rooms = {in_pool: cap_in // 2}
-            stage_in = stage_out = max(1, cap_in // 8)
-            acc_room = cap_in // 4
+            rooms = {in_pool: cap_in}
+            stage_in = stage_out = max(1, cap_in // 16)        # two input and two result tiles
+            keep_in = keep_out = math.floor(cap_in * KEEP_SHARE)
         else:
             cap_out = core.pools[out_pool].capacity
-            rooms = {in_pool: cap_in // 2, out_pool: cap_out // 2}
-            stage_in, stage_out = max(1, cap_in // 4), max(1, cap_out // 4)
-            acc_room = cap_out // 2
-        load = self._stream_traffic(node, wl, ins, outs, cap_in // 2, acc_room)
-        tiles = math.ceil(load / max(1, cap_in // 2))
-        if in_pool != out_pool:
-            tiles = max(tiles, math.ceil(out_bytes / max(1, cap_out // 2)))
+            rooms = {in_pool: cap_in, out_pool: cap_out}
+            stage_in, stage_out = max(1, cap_in // 8), max(1, cap_out // 8)
+            keep_in, keep_out = math.floor(cap_in * KEEP_SHARE), math.floor(cap_out * KEEP_SHARE)
+        load = self._stream_traffic(node, wl, ins, outs, keep_in, keep_out)
+        tiles = max(math.ceil(load / max(1, 2 * stage_in)), math.ceil(out_bytes / max(1, 2 * stage_out)))
         tiles = max(1, min(MAX_STREAM_TILES, tiles))
         lookback = 2 if core.pools[in_pool].double_buffered else 1
         in_deps = [self._ensure_in_dram(i, scope) for i in ins]
@@ -475,10 +476,10 @@ class _Builder:
         for i in ins:
             self._release_dram_if_dead(i, computes[-1])
 
-    def _stream_traffic(self, node: Node, wl: Workload, ins: list[str], outs: list[str], tile_bytes: int,
-                        acc_bytes: int) -> int:
-        """Bytes loaded by a streamed op: `tile_bytes` is what one input tile buffer holds,
-        `acc_bytes` the room for a block of results.
+    def _stream_traffic(self, node: Node, wl: Workload, ins: list[str], outs: list[str], keep_in: int,
+                        keep_out: int) -> int:
+        """Bytes loaded by a streamed op: `keep_in` is the room for a kept input (or a block of
+        one), `keep_out` the room for a kept result (or a block of results).
 
         Elementwise ops, reductions and data movement stream every operand once, tile by tile.
         A GEMM-like op (MatMul, Gemm, Conv: left operand A = Sr x T, right operand B = T x Sc,
@@ -497,12 +498,12 @@ class _Builder:
         a, b = sizes[ins[0]], sizes[ins[1]]
         rest = total - a - b
         c = sum(self.nbytes(o) for o in outs)
-        if min(c, a, b) <= tile_bytes or c <= acc_bytes:
+        if min(a, b) <= keep_in or c <= keep_out:
             return total
         sr, sc, _, _ = as_gemm(self.g, node, wl)
-        keep_a = a + b * min(sr, math.ceil(a / max(1, tile_bytes)))
-        keep_b = b + a * min(sc, math.ceil(b / max(1, tile_bytes)))
-        bm, bn = _output_blocks(a, b, c, max(1, acc_bytes), sr, sc)
+        keep_a = a + b * min(sr, math.ceil(a / max(1, keep_in)))
+        keep_b = b + a * min(sc, math.ceil(b / max(1, keep_in)))
+        bm, bn = _output_blocks(a, b, c, max(1, keep_out), sr, sc)
         keep_c = a * bn + b * bm
         return min(keep_a, keep_b, keep_c) + rest
 
@@ -620,28 +621,31 @@ def _is_float(dtype: str) -> bool:
 # few enough that the event count stays small.
 MAX_STREAM_TILES = 16
 
+# The share of a buffer a streamed op may fill with what it keeps on chip (a whole operand, a
+# block of one, or a block of results); the remaining quarter holds its double-buffered staging
+# tiles. A design choice: ZigZag, which stages without double buffering, keeps operands of up to
+# 86 % of its buffer on the Conv4 cases of docs/validation.md.
+KEEP_SHARE = 0.75
+
 
 def _output_blocks(a: int, b: int, c: int, room: int, sr: int, sc: int) -> tuple[int, int]:
     """Row and column block counts (bm <= sr, bn <= sc) of an output-stationary GEMM whose result
-    block fits `room` bytes (c / (bm * bn) <= room), chosen to minimise the re-reads a * bn + b * bm.
-    The continuous optimum is bm = sqrt(a * P / b), bn = sqrt(b * P / a) with P = c / room; the
-    integer neighbours of each feasible bm are tried (a few dozen candidates, no search)."""
+    block fits `room` bytes (bm * bn >= ceil(c / room)), chosen to minimise the re-reads
+    a * bn + b * bm. For each bm the least feasible bn is ceil(need / bm); every distinct pair is
+    among bm <= sqrt(need) + 1 and bm = ceil(need / bn) for bn <= sqrt(need) + 1 (O(sqrt(need))
+    candidates)."""
     need = math.ceil(c / room)
+    k = math.isqrt(need) + 1
     best: tuple[int, int, int] | None = None
-    centre = math.sqrt(a * need / max(1, b))
-    candidates = {1, sr, math.floor(centre), math.ceil(centre), math.ceil(need / sc)}
-    for bm in candidates:
-        for m in (bm - 1, bm, bm + 1):
-            m = max(1, min(sr, m))
-            n = math.ceil(need / m)
-            while n <= sc and math.ceil(c / (m * n)) > room:
-                n += 1
-            if n > sc:
-                continue
-            cost = a * n + b * m
-            if best is None or (cost, m, n) < best:
-                best = (cost, m, n)
-    if best is None:   # even one row and column of C per block is too big: one element each
+    for bm in {*range(1, k + 1), *(math.ceil(need / n) for n in range(1, k + 1))}:
+        bm = min(bm, sr)
+        bn = math.ceil(need / bm)
+        if bn > sc:
+            continue
+        cand = (a * bn + b * bm, bm, bn)
+        if best is None or cand < best:
+            best = cand
+    if best is None:   # not even one element of C per block fits: the finest blocking
         return sr, sc
     return best[1], best[2]
 
