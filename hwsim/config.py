@@ -74,6 +74,8 @@ class Buffer(_Strict):
 
     @model_validator(mode="after")
     def _at_least_a_word(self) -> "Buffer":
+        if self.size_kib * 1024 != self.size_bytes:
+            raise ValueError(f"size_kib: {self.size_kib:g} KiB is not a whole number of bytes")
         if self.size_bytes < 64:
             raise ValueError(f"size_kib: {self.size_kib:g} KiB is below 64 bytes, too small for any tile")
         return self

@@ -106,6 +106,7 @@ def test_split_buffers_load():
     (EDGE.replace("size_kib: 64", "size_kib: -4"), "sram.size_kib"),
     (EDGE.replace("size_kib: 64", "size_kib: 1e12"), "sram.size_kib"),
     (EDGE.replace("size_kib: 64", "size_kib: 0.01"), "sram"),           # 10 bytes: no tile fits
+    (EDGE.replace("size_kib: 64", "size_kib: 0.1001"), "not a whole number of bytes"),   # 102.5 bytes
     (EDGE.replace("bytes_per_cycle: 32", "bytes_per_cycle: 0"), "sram.bytes_per_cycle"),
     (EDGE.replace("bytes_per_cycle: 32", "bytes_per_cycle: 32, banks: 2.5"), "sram.banks"),
     (SPLIT.replace("size_kib: 16", "size_kib: -1"), "buffers.filter.size_kib"),
