@@ -27,7 +27,9 @@ parameters subtract them (inputs 3 and 4 of BatchNormalization).
 
 from __future__ import annotations
 
+import math
 import os
+from itertools import chain
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -49,6 +51,7 @@ MAX_CONSTANT_ELEMENTS = 4096
 MAX_TINY_ELEMENTS = 16
 SCOPE_KEY = "hwsim.scope"
 _STANDARD_DOMAINS = ("", "ai.onnx")
+_SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 _GRADIENT_PARTS = ("backward", "meta_grad")
 
 _DTYPES: Mapping[int, str] = {
@@ -148,7 +151,7 @@ def _check_nodes(model: onnx.ModelProto, label: str) -> None:
         if node.domain not in _STANDARD_DOMAINS:
             raise UnsupportedOpError(node.op_type, name, f"custom domain {node.domain!r}")
         for a in node.attribute:
-            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            if a.type in _SUBGRAPH_ATTRIBUTES:
                 raise ModelError(f"{label}: node {name!r} ({node.op_type}) has a subgraph; "
                                  "control flow (If/Loop/Scan) is not supported")
     if model.functions:
@@ -158,7 +161,11 @@ def _check_nodes(model: onnx.ModelProto, label: str) -> None:
 
 def _name_nodes(model: onnx.ModelProto) -> None:
     """ONNX allows empty or repeated node names; the IR needs unique ones."""
-    seen = {n.name for n in model.graph.node if n.name}
+    names = [n.name for n in model.graph.node]
+    seen = set(names)
+    if "" not in seen and len(seen) == len(names):
+        return   # all named, all distinct
+    seen.discard("")
     used: set[str] = set()
     for i, node in enumerate(model.graph.node):
         if node.name and node.name not in used:
@@ -176,10 +183,11 @@ def _name_nodes(model: onnx.ModelProto) -> None:
 def _bind_dims(model: onnx.ModelProto, dims: dict[str, int], label: str) -> None:
     g = model.graph
     inits = {t.name for t in g.initializer}
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        for d in vi.type.tensor_type.shape.dim:
-            if d.HasField("dim_param") and d.dim_param in dims:
-                d.dim_value = int(dims[d.dim_param])
+    if dims:
+        for vi in chain(g.input, g.output, g.value_info):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_param") and d.dim_param in dims:
+                    d.dim_value = int(dims[d.dim_param])
     for vi in g.input:
         if vi.name in inits:
             continue
@@ -223,14 +231,13 @@ class _Resolver:
         self.label, self.opset = label, model.opset_import
         self.types: dict[str, tuple[tuple[int, ...] | None, int]] = {}
         self.values: dict[str, np.ndarray] = {}
-        for vi in list(g.input) + list(g.value_info) + list(g.output):
-            shape, et = _static_type(vi)
+        for vi in chain(g.input, g.value_info, g.output):
             old = self.types.get(vi.name)
             if old is None or old[0] is None:
-                self.types[vi.name] = (shape, et)
+                self.types[vi.name] = _static_type(vi)
         for t in g.initializer:
             self.types[t.name] = (tuple(t.dims), t.data_type)
-            if np.prod(t.dims, dtype=np.int64) <= MAX_CONSTANT_ELEMENTS:
+            if math.prod(t.dims) <= MAX_CONSTANT_ELEMENTS:
                 self.values[t.name] = numpy_helper.to_array(t)
 
     def visit(self, node: onnx.NodeProto) -> None:
@@ -248,10 +255,10 @@ class _Resolver:
             self._evaluate(node)
         if any(o and self._shape(o) is None for o in node.output):
             self._infer_alone(node)
-        for o in node.output:
-            if o and self._shape(o) is None:
-                raise ModelError(f"{self.label}: cannot resolve a static shape for tensor {o!r} "
-                                 f"produced by node {node.name!r} ({node.op_type})")
+            for o in node.output:
+                if o and self._shape(o) is None:
+                    raise ModelError(f"{self.label}: cannot resolve a static shape for tensor {o!r} "
+                                     f"produced by node {node.name!r} ({node.op_type})")
 
     def _shape(self, name: str) -> tuple[int, ...] | None:
         return self.types.get(name, (None, 0))[0]
@@ -315,8 +322,8 @@ def _build_graph(model: onnx.ModelProto, label: str) -> Graph:
     init_names = {t.name for t in g.initializer}
     inputs = [vi.name for vi in g.input if vi.name not in init_names]
     outputs = [vi.name for vi in g.output]
-    listed = {n.strip() for key in ("parameter_inputs", "optimizer_state_inputs")
-              for n in metadata.get(key, "").split(",") if n.strip()}
+    listed = {n.strip() for key in ("parameter_inputs", "optimizer_state_inputs") if key in metadata
+              for n in metadata[key].split(",") if n.strip()}
 
     ir_nodes: list[Node] = []
     roles: dict[str, Role] = {}
@@ -326,7 +333,7 @@ def _build_graph(model: onnx.ModelProto, label: str) -> Graph:
                for i in _WEIGHT_OPERANDS[n.op_type] if i < len(n.input)}
     for t in g.initializer:
         dtype = _dtype(t.data_type, t.name, "initializer", label)
-        tiny = int(np.prod(t.dims, dtype=np.int64)) <= MAX_TINY_ELEMENTS and t.name not in weights
+        tiny = math.prod(t.dims) <= MAX_TINY_ELEMENTS and t.name not in weights
         roles[t.name] = Role.PARAMETER if dtype in _FLOAT_DTYPES and not tiny else Role.CONSTANT
     for node in nodes:
         scope = _scope(node, default_part, label)
@@ -342,15 +349,18 @@ def _build_graph(model: onnx.ModelProto, label: str) -> Graph:
     for name in outputs:
         roles[name] = Role.OUTPUT
 
+    def where(name: str) -> str:   # for error messages
+        producer = next((n for n in reversed(nodes) if name in n.output), None)
+        return (f"produced by node {producer.name!r} ({producer.op_type})" if producer is not None
+                else "a graph input/initializer")
+
     tensors: dict[str, Tensor] = {}
-    producers = {o: n for n in nodes for o in n.output if o}
     for name, role in roles.items():
         shape, et = resolver.types.get(name, (None, 0))
-        where = f"produced by node {producers[name].name!r} ({producers[name].op_type})" \
-            if name in producers else "a graph input/initializer"
         if shape is None:
-            raise ModelError(f"{label}: tensor {name!r} ({where}) has no static shape")
-        tensors[name] = Tensor(name, shape, _dtype(et, name, where, label), role)
+            raise ModelError(f"{label}: tensor {name!r} ({where(name)}) has no static shape")
+        dtype = _DTYPES[et] if et in _DTYPES else _dtype(et, name, where(name), label)
+        tensors[name] = Tensor(name, shape, dtype, role)
     for node in ir_nodes:
         for i in node.inputs:
             if i and i not in tensors:
@@ -364,11 +374,18 @@ def _topological(nodes: list[onnx.NodeProto], g: onnx.GraphProto, label: str) ->
     """The nodes in a topological order (the file's order when it already is one)."""
     available = {vi.name for vi in g.input} | {t.name for t in g.initializer} | {""}
     producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    for n in nodes:
+    in_order = True   # every node reads only what earlier nodes produce
+    for k, n in enumerate(nodes):
         for i in n.input:
-            if i not in available and i not in producer:
-                raise ModelError(f"{label}: node {n.name!r} ({n.op_type}) reads {i!r}, "
-                                 "which is neither an input, an initializer nor a node output")
+            j = producer.get(i)
+            if j is None:
+                if i not in available:
+                    raise ModelError(f"{label}: node {n.name!r} ({n.op_type}) reads {i!r}, "
+                                     "which is neither an input, an initializer nor a node output")
+            elif j >= k:
+                in_order = False
+    if in_order:   # what the search below returns for a file already in order
+        return nodes
     order, done, state = [], set(), {}
     for start in range(len(nodes)):
         stack = [(start, False)]
@@ -394,10 +411,14 @@ def _topological(nodes: list[onnx.NodeProto], g: onnx.GraphProto, label: str) ->
     return order
 
 
+# Scopes are immutable: nodes without a scope share these.
+_DEFAULT_SCOPES = {"forward": Scope("forward"), "other": Scope("other")}
+
+
 def _scope(node: onnx.NodeProto, default_part: str, label: str) -> Scope:
     text = next((p.value for p in node.metadata_props if p.key == SCOPE_KEY), None)
     if text is None:
-        return Scope(default_part)
+        return _DEFAULT_SCOPES[default_part]
     try:
         return Scope.parse(text)
     except ValueError as exc:

@@ -51,7 +51,7 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * DTYPE_BYTES[self.dtype]
+        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
 
 # Parts of a meta-learning step that a node can belong to. The exporter writes a scope string

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .ir import Graph, Role, Tensor
+from .ir import Graph, Node, Role
 
 # Ops that only re-index a buffer (zero cost); see compiler/ops/data_movement.py.
 VIEW_OPS = frozenset({"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
@@ -27,13 +27,15 @@ _SOURCE_ROLES = (Role.INPUT, Role.PARAMETER, Role.CONSTANT)
 
 def eliminate_dead_nodes(graph: Graph) -> Graph:
     live = set(graph.outputs)
+    live.discard("")
     kept = []
     for node in reversed(graph.nodes):
-        if any(o in live for o in node.outputs if o):
+        if not live.isdisjoint(node.outputs):
             kept.append(node)
-            live.update(i for i in node.inputs if i)
+            live.update(node.inputs)
+            live.discard("")   # an omitted optional operand
     kept.reverse()
-    return _prune_tensors(graph.with_nodes(kept))
+    return _prune_tensors(graph, kept)
 
 
 def fold_constants_metadata(graph: Graph) -> Graph:
@@ -45,10 +47,11 @@ def fold_constants_metadata(graph: Graph) -> Graph:
             folded.extend(outs)
         else:
             kept.append(node)
-    g = graph.with_nodes(kept)
+    g = _prune_tensors(graph, kept)
     for name in folded:
-        g.tensors[name] = replace(g.tensors[name], role=Role.CONSTANT)
-    return _prune_tensors(g)
+        if name in g.tensors:
+            g.tensors[name] = replace(g.tensors[name], role=Role.CONSTANT)
+    return g
 
 
 def remove_identities(graph: Graph) -> Graph:
@@ -56,20 +59,20 @@ def remove_identities(graph: Graph) -> Graph:
     alias: dict[str, str] = {}
     kept = []
     for node in graph.nodes:
-        data = [i for i in node.inputs if i]
-        outs = [o for o in node.outputs if o]
-        if (node.op_type in VIEW_OPS and len(outs) == 1 and data and outs[0] not in outputs
-                and _is_inference_dropout(graph, node)):
-            src = alias.get(data[0], data[0])
-            a, b = graph.tensor(src), graph.tensor(outs[0])
-            if a.shape == b.shape and a.dtype == b.dtype:
-                alias[outs[0]] = src
-                continue
+        if node.op_type in VIEW_OPS:
+            data = [i for i in node.inputs if i]
+            outs = [o for o in node.outputs if o]
+            if len(outs) == 1 and data and outs[0] not in outputs and _is_inference_dropout(graph, node):
+                src = alias.get(data[0], data[0])
+                a, b = graph.tensor(src), graph.tensor(outs[0])
+                if a.shape == b.shape and a.dtype == b.dtype:
+                    alias[outs[0]] = src
+                    continue
         kept.append(node.__class__(node.name, node.op_type,
                                    tuple(alias.get(i, i) for i in node.inputs), node.outputs,
-                                   node.attrs, node.scope) if any(i in alias for i in node.inputs)
-                    else node)
-    return _prune_tensors(graph.with_nodes(kept))
+                                   node.attrs, node.scope)
+                    if alias and any(i in alias for i in node.inputs) else node)
+    return _prune_tensors(graph, kept)
 
 
 def _is_inference_dropout(graph: Graph, node) -> bool:
@@ -120,11 +123,22 @@ def run_pipeline(graph: Graph) -> Graph:
     return check_graph(graph)
 
 
-def _prune_tensors(graph: Graph) -> Graph:
-    """Keep only tensors still read or written by a node, or named as graph inputs/outputs."""
-    used = set(graph.inputs) | set(graph.outputs)
-    for n in graph.nodes:
-        used.update(x for x in n.inputs + n.outputs if x)
-    tensors: dict[str, Tensor] = {k: v for k, v in graph.tensors.items() if k in used}
-    return Graph(graph.name, graph.nodes, tensors, list(graph.inputs), list(graph.outputs),
-                 dict(graph.metadata), {k: v for k, v in graph.constants.items() if k in used})
+def _prune_tensors(graph: Graph, nodes: list[Node]) -> Graph:
+    """A new graph of `nodes` (a new list) and the tensors of `graph` still read or written by
+    one of them or named as graph inputs/outputs."""
+    used: set[str] = set()
+    for n in nodes:
+        used.update(n.inputs)
+        used.update(n.outputs)
+    used.discard("")   # an omitted optional operand
+    used.update(graph.inputs)
+    used.update(graph.outputs)
+    return Graph(graph.name, nodes, _restricted(graph.tensors, used), list(graph.inputs),
+                 list(graph.outputs), dict(graph.metadata), _restricted(graph.constants, used))
+
+
+def _restricted(values: dict, keys: set[str]) -> dict:
+    """A copy of `values` with only `keys` (in its own order)."""
+    if keys.issuperset(values):
+        return dict(values)
+    return {k: v for k, v in values.items() if k in keys}

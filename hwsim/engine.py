@@ -1,20 +1,29 @@
 """The discrete-event engine: runs a `Program` in SimPy and returns a `SimResult`.
 
-One SimPy process per task, one event per task start and end: nothing loops per cycle. A task
-waits for its dependencies, then acquires the resources on its path in one global order (so
-two tasks can never deadlock by grabbing resources in opposite orders), holds them for its
-duration, and releases them. DMA/compute overlap, contention for DRAM channels and links, and
-parallelism across units and cores all follow from that. The engine knows nothing of ONNX or
-of the hardware kind.
+A handful of SimPy events per task, nothing loops per cycle. A task waits for its dependencies
+(one event, triggered when the last one finishes), then acquires the resources on its path in
+one global order (so two tasks can never deadlock by grabbing resources in opposite orders),
+holds them for its duration (a timeout), releases them and signals its end (one event).
+DMA/compute overlap, contention for DRAM channels and links, and parallelism across units and
+cores all follow from that. The engine knows nothing of ONNX or of the hardware kind.
+
+Each task is driven by callbacks on its own events (`_TaskRun`) rather than by a generator
+process: the events, and the order in which SimPy processes them, are exactly those of one
+process per task (tests/hwsim/test_engine_reference.py), minus events that would be processed
+without effect: the start and end of each process, the end of a task no other task waits for,
+and the releases of a resource that is never contended (no more requests in the whole program
+than it has slots). Resources are SimPy `Resource`s: requests queue first-come first-served;
+a resource that is never contended needs no queue, its requests are granted at once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Mapping
 
 import simpy
 
-from .program import Program, Task, TaskKind
+from .program import Program, ResourceSpec, Task, TaskKind
 from .result import ActionRow, SimResult, TaskRecord
 
 
@@ -22,71 +31,30 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
     """Run `program` to completion. `energy_table` (action -> Price) prices the action counts;
     `static_power_mw` is charged over the whole latency."""
     program.validate()
+    tasks = program.tasks
     env = simpy.Environment()
-    resources = {name: simpy.Resource(env, capacity=spec.capacity)
-                 for name, spec in program.resources.items()}
-    order = {name: i for i, name in enumerate(sorted(program.resources))}
-    finished = [env.event() for _ in program.tasks]
-    records: list[TaskRecord | None] = [None] * len(program.tasks)
-    mem_now: dict[str, int] = defaultdict(int)
-    mem_peak: dict[str, int] = defaultdict(int)
-    mem_trace: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for level, nbytes in sorted(program.initial_memory.items()):
-        mem_now[level] = mem_peak[level] = nbytes
-        mem_trace[level].append((0.0, nbytes))
-
-    def change_memory(delta: dict, sign: int) -> None:
-        for level, nbytes in delta.items():
-            mem_now[level] += sign * nbytes
-            if mem_now[level] > mem_peak[level]:
-                mem_peak[level] = mem_now[level]
-            trace = mem_trace[level]
-            if trace and trace[-1][0] == env.now:
-                trace[-1] = (env.now, mem_now[level])
-            else:
-                trace.append((env.now, mem_now[level]))
-
-    def duration(task: Task) -> float:
-        if task.kind is TaskKind.COMPUTE:
-            return task.cycles
-        path = [program.resources[r] for r in task.resources]
-        bandwidth = min(p.bytes_per_cycle for p in path if p.bytes_per_cycle)
-        return max(p.latency_cycles for p in path) + task.bytes / bandwidth + task.cycles
-
-    def run(task: Task):
-        if task.deps:
-            yield env.all_of([finished[d] for d in task.deps])
-        ready = env.now
-        # when the task would have been ready had every transfer been instantaneous: the gap
-        # to `ready` is time spent waiting on data (see SimResult.stalls)
-        ready_without_transfers = max((records[d].end for d in task.deps
-                                       if program.tasks[d].kind is not TaskKind.TRANSFER), default=0.0)
-        held = []
-        for name in sorted(task.resources, key=order.__getitem__):
-            req = resources[name].request()
-            yield req
-            held.append((name, req))
-        start = env.now
-        change_memory(task.mem_alloc, +1)
-        yield env.timeout(duration(task))
-        change_memory(task.mem_free, -1)
-        for name, req in held:
-            resources[name].release(req)
-        records[task.id] = TaskRecord(task.id, task.name, task.kind.value, task.resources[0],
-                                      ready, start, env.now, task.scope, task.op_type,
-                                      ready_without_transfers)
-        finished[task.id].succeed()
-
-    for task in program.tasks:
-        env.process(run(task))
+    memory = _Memory(env, program.initial_memory)
+    runs = _task_runs(program, env, memory)
+    # What each process did when SimPy started it, at time 0 and in task order.
+    for run in runs:
+        run.wait_for_deps()
     env.run()
 
-    unfinished = [t.name for t, r in zip(program.tasks, records) if r is None]
+    unfinished = [t.name for t, r in zip(tasks, runs) if r.end is None]
     if unfinished:  # cannot happen for a validated DAG; guard against engine bugs
         raise RuntimeError(f"{len(unfinished)} tasks never ran, first: {unfinished[0]}")
 
+    ends = [r.end for r in runs]
+    records = [
+        TaskRecord(t.id, t.name, t.kind.value, t.resources[0], r.ready, r.start, r.end, t.scope,
+                   t.op_type,
+                   # when the task would have been ready had every transfer been instantaneous:
+                   # the gap to `ready` is time spent waiting on data (see SimResult.stalls)
+                   max((ends[d] for d in t.deps if tasks[d].kind is not TaskKind.TRANSFER),
+                       default=0.0) if t.deps else 0.0)
+        for t, r in zip(tasks, runs)]
     actions: dict[tuple[str, str, str], float] = defaultdict(float)
-    for t in program.tasks:
+    for t in tasks:
         for action, count in t.actions.items():
             actions[(action, t.op_type, t.scope)] += count
     busy: dict[str, float] = defaultdict(float)
@@ -94,12 +62,144 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
         busy[r.unit] += r.end - r.start
     return SimResult.build(
         program=program,
-        cycles=max((r.end for r in records), default=0.0),
+        cycles=max(ends, default=0.0),
         actions=[ActionRow(a, op, sc, c) for (a, op, sc), c in sorted(actions.items())],
         timeline=records,
         busy=dict(sorted(busy.items())),
-        peak_memory=dict(sorted(mem_peak.items())),
-        memory_trace={k: v for k, v in sorted(mem_trace.items())},
+        peak_memory=dict(sorted(memory.peak.items())),
+        memory_trace={k: v for k, v in sorted(memory.trace.items())},
         static_power_mw=static_power_mw,
         energy_table=energy_table,
     )
+
+
+def _task_runs(program: Program, env: simpy.Environment, memory: "_Memory") -> list["_TaskRun"]:
+    """One `_TaskRun` per task, wired to its dependencies' end events and to its resources.
+
+    A task's end is an event only if another task waits for it. A resource with at least as
+    many slots as requests over the whole program is never contended: each request would be
+    granted at once and each release processed without effect, nobody ever being queued. Such
+    a resource gets no SimPy `Resource` (None in a path): its request is an event triggered at
+    once, and nothing is released."""
+    tasks = program.tasks
+    waited = {d for t in tasks for d in t.deps}
+    finished = [env.event() if i in waited else None for i in range(len(tasks))]
+    requests: dict[str, int] = defaultdict(int)
+    for task in tasks:
+        for name in task.resources:
+            requests[name] += 1
+    resources = {name: simpy.Resource(env, capacity=program.resources[name].capacity)
+                 for name, n in requests.items() if n > program.resources[name].capacity}
+    # per distinct path: its resources in the global acquisition order, by name
+    paths: dict[tuple[str, ...], tuple[simpy.Resource | None, ...]] = {}
+    links: dict[tuple[str, ...], tuple[float, float]] = {}
+    runs = []
+    for task in tasks:
+        path = paths.get(task.resources)
+        if path is None:
+            path = paths[task.resources] = tuple(resources.get(name) for name in sorted(task.resources))
+        runs.append(_TaskRun(env, task, path, _duration(task, program.resources, links), memory,
+                             finished[task.id], [finished[d] for d in task.deps]))
+    return runs
+
+
+def _duration(task: Task, specs: Mapping[str, ResourceSpec],
+              links: dict[tuple[str, ...], tuple[float, float]]) -> float:
+    """Cycles a task holds its resources: a compute task its cycles; a transfer the largest
+    latency on its path plus bytes over the narrowest bandwidth (plus any cycles it states).
+    `links` memoises (latency, bandwidth) per path within one simulation."""
+    if task.kind is TaskKind.COMPUTE:
+        return task.cycles
+    link = links.get(task.resources)
+    if link is None:
+        path = [specs[r] for r in task.resources]
+        link = links[task.resources] = (max(p.latency_cycles for p in path),
+                                        min(p.bytes_per_cycle for p in path if p.bytes_per_cycle))
+    latency, bandwidth = link
+    return latency + task.bytes / bandwidth + task.cycles
+
+
+class _Memory:
+    """Bytes in use per memory level: current, peak, and the trace over time (one point per
+    instant, the last value at that instant)."""
+
+    def __init__(self, env: simpy.Environment, initial: Mapping[str, int]) -> None:
+        self.env = env
+        self.now: dict[str, int] = defaultdict(int)
+        self.peak: dict[str, int] = defaultdict(int)
+        self.trace: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        for level, nbytes in sorted(initial.items()):
+            self.now[level] = self.peak[level] = nbytes
+            self.trace[level].append((0.0, nbytes))
+
+    def change(self, delta: Mapping[str, int], sign: int) -> None:
+        now = self.env.now
+        for level, nbytes in delta.items():
+            self.now[level] += sign * nbytes
+            if self.now[level] > self.peak[level]:
+                self.peak[level] = self.now[level]
+            trace = self.trace[level]
+            if trace and trace[-1][0] == now:
+                trace[-1] = (now, self.now[level])
+            else:
+                trace.append((now, self.now[level]))
+
+
+class _TaskRun:
+    """One task in flight: wait for its dependencies' `finished` events, acquire its path
+    resource by resource, hold it for `duration`, release it and trigger its own `finished`
+    (None when no task waits for it). Each step is a callback of the SimPy event that ends the
+    previous one."""
+
+    __slots__ = ("env", "task", "path", "duration", "memory", "finished", "deps", "pending",
+                 "gate", "held", "ready", "start", "end")
+
+    def __init__(self, env: simpy.Environment, task: Task, path: tuple[simpy.Resource | None, ...],
+                 duration: float, memory: _Memory, finished: simpy.Event | None,
+                 deps: list[simpy.Event]) -> None:
+        self.env, self.task, self.path, self.duration = env, task, path, duration
+        self.memory, self.finished, self.deps = memory, finished, deps
+        self.pending = len(deps)
+        self.gate: simpy.Event | None = None
+        self.held: list[simpy.resources.resource.Request] = []
+        self.ready = self.start = 0.0
+        self.end: float | None = None
+
+    def wait_for_deps(self) -> None:
+        """At time 0: start now, or once every dependency has finished (the gate event)."""
+        if not self.pending:
+            self._acquire(None)
+            return
+        self.gate = self.env.event()
+        self.gate.callbacks.append(self._acquire)
+        for dep in self.deps:
+            dep.callbacks.append(self._dep_finished)
+
+    def _dep_finished(self, _event: simpy.Event) -> None:
+        self.pending -= 1
+        if not self.pending:
+            self.gate.succeed()
+
+    def _acquire(self, _event: simpy.Event | None) -> None:
+        self.ready = self.env.now
+        self._request_next(None)
+
+    def _request_next(self, _event: simpy.Event | None) -> None:
+        if len(self.held) < len(self.path):
+            resource = self.path[len(self.held)]
+            req = self.env.event().succeed() if resource is None else resource.request()
+            self.held.append(req)
+            req.callbacks.append(self._request_next)
+            return
+        self.start = self.env.now
+        self.memory.change(self.task.mem_alloc, +1)
+        self.env.timeout(self.duration).callbacks.append(self._release)
+
+    def _release(self, _event: simpy.Event) -> None:
+        self.memory.change(self.task.mem_free, -1)
+        for req, resource in zip(self.held, self.path):
+            if resource is not None:
+                resource.release(req)
+        self.end = self.env.now
+        if self.finished is not None:
+            self.finished.succeed()

@@ -80,19 +80,23 @@ class Program:
     def validate(self) -> None:
         """Dependencies point backwards (the list is topological) and resources exist."""
         seen: set[int] = set()
+        known: set[tuple[str, ...]] = set()    # paths whose resources all exist
+        linked: set[tuple[str, ...]] = set()   # paths with a bandwidth somewhere
         for i, t in enumerate(self.tasks):
             if t.id != i:
                 raise ValueError(f"task ids must be 0..n-1 in order; task {i} has id {t.id}")
             for d in t.deps:
                 if d not in seen:
                     raise ValueError(f"task {t.id} ({t.name}) depends on {d}, which is not earlier")
-            for r in t.resources:
-                if r not in self.resources:
-                    raise ValueError(f"task {t.id} ({t.name}) uses unknown resource {r!r}")
-            if t.kind is not TaskKind.COMPUTE:
-                path = [self.resources[r] for r in t.resources]
-                if not any(p.bytes_per_cycle for p in path):
+            if t.resources not in known:
+                for r in t.resources:
+                    if r not in self.resources:
+                        raise ValueError(f"task {t.id} ({t.name}) uses unknown resource {r!r}")
+                known.add(t.resources)
+            if t.kind is not TaskKind.COMPUTE and t.resources not in linked:
+                if not any(self.resources[r].bytes_per_cycle for r in t.resources):
                     raise ValueError(f"transfer task {t.id} ({t.name}) has no link with a bandwidth")
+                linked.add(t.resources)
             seen.add(t.id)
 
     def to_json(self) -> str:

@@ -6,7 +6,9 @@
 - SCALE-Sim 3.0.0 (its `run_scale` for the layer, and the whole subprocess) if its venv exists;
 - ZigZag 3.9.1 (`get_hardware_performance_zigzag`, mapping search included) if its venv exists;
 and a whole Conv4-64 forward (tests/data/compiler/conv4_infer_torch.onnx) on edge-npu. It appends
-a Markdown section to `out_lines`. Times are measured, never asserted.
+a Markdown section to `out_lines`. Times are measured, never asserted. hwsim's are the median
+of repeated runs of the whole pipeline after a few untimed ones, with every memo cache emptied
+before each run (`_median`): each timed run compiles and simulates its layer from scratch.
 
     .venv/bin/python benchmarks/peers/speed.py [--quick]     # prints the section
     .venv/bin/python benchmarks/run.py --peers                # adds it to BENCHMARKS.md
@@ -38,12 +40,40 @@ ZIGZAG_QUICK = ["conv4_l2_16x16_256k", "sine_10x40x40_8x8_16k"]
 ZIGZAG_FULL = ZIGZAG_QUICK + ["alexnet_conv2_64x64_2m", "conv4_l2_dx_b5_16x16_256k"]
 
 
+# Untimed runs of the same work before the timed ones: Python specialises its bytecode and the
+# CPU caches fill during the first few calls, as they have for every layer of a model but its
+# first. Memo caches are emptied before every run (`_memo_caches`): no result is reused.
+WARMUP = 5
+
+
+def _memo_caches() -> list:
+    """Every `functools.lru_cache`d function of the compiler and the simulator (the systolic
+    closed form, vector-unit cycles, ...) among the modules imported so far."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] not in ("compiler", "hwsim"):
+            continue
+        for obj in vars(module).values():
+            if callable(getattr(obj, "cache_clear", None)) and \
+                    getattr(obj, "__module__", "").partition(".")[0] in ("compiler", "hwsim"):
+                found[id(obj)] = obj
+    return list(found.values())
+
+
 def _median(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
+    """Median wall time of `repeat` runs of `fn` after `WARMUP` untimed ones, and the last
+    run's result. Every memo cache is emptied before each run after the first (which imports
+    whatever the pipeline uses), so each timed run computes its layer from scratch."""
+    times, out, caches = [], None, []
+    for i in range(WARMUP + repeat):
+        for cache in caches:
+            cache.cache_clear()
         t0 = time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
+        if i >= WARMUP:
+            times.append(time.perf_counter() - t0)
+        if i == 0:
+            caches = _memo_caches()
     return statistics.median(times), out
 
 
@@ -105,14 +135,15 @@ def _zigzag_live(case_ids: list[str]) -> dict[str, dict] | None:
 
 
 def run(out_lines: list[str], quick: bool) -> None:
-    repeat = 3 if quick else 5
+    repeat = 11 if quick else 21
     ids = QUICK if quick else FULL
     lines = ["", "## hwsim vs SCALE-Sim and ZigZag: speed and agreement per layer", ""]
     lines.append(
         f"Measured {time.strftime('%Y-%m-%d')} in one run of `benchmarks/peers/speed.py` "
         f"({'quick' if quick else 'full'} set), Python {platform.python_version()}, "
-        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores shared with other work. hwsim: median "
-        f"of {repeat}; SCALE-Sim and ZigZag: one run each, in their own venvs (subprocess). "
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores shared with other work. hwsim: "
+        f"median of {repeat} runs after {WARMUP} untimed ones, every memo cache emptied before each "
+        "run; SCALE-Sim and ZigZag: one run each, in their own venvs (subprocess). "
         "*pipeline* = compile a one-layer ONNX model + simulate it; *closed form* = the systolic "
         "fold model alone. Cycle agreement: hwsim's array busy cycles vs SCALE-Sim's stall-free "
         "compute cycles (its last-cycle index + 1).")

