@@ -51,7 +51,8 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
                    # when the task would have been ready had every transfer been instantaneous:
                    # the gap to `ready` is time spent waiting on data (see SimResult.stalls)
                    max((ends[d] for d in t.deps if tasks[d].kind is not TaskKind.TRANSFER),
-                       default=0.0) if t.deps else 0.0)
+                       default=0.0) if t.deps else 0.0,
+                   r.stalled)
         for t, r in zip(tasks, runs)]
     actions: dict[tuple[str, str, str], float] = defaultdict(float)
     for t in tasks:
@@ -59,7 +60,7 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
             actions[(action, t.op_type, t.scope)] += count
     busy: dict[str, float] = defaultdict(float)
     for r in records:
-        busy[r.unit] += r.end - r.start
+        busy[r.unit] += r.end - r.start - r.stalled
     return SimResult.build(
         program=program,
         cycles=max(ends, default=0.0),
@@ -82,8 +83,10 @@ def _task_runs(program: Program, env: simpy.Environment, memory: "_Memory") -> l
     a resource gets no SimPy `Resource` (None in a path): its request is an event triggered at
     once, and nothing is released."""
     tasks = program.tasks
-    waited = {d for t in tasks for d in t.deps}
+    waited = {d for t in tasks for d in (*t.deps, *t.streams)}
     finished = [env.event() if i in waited else None for i in range(len(tasks))]
+    streamed = {d for t in tasks for d in t.streams}
+    started = [env.event() if i in streamed else None for i in range(len(tasks))]
     requests: dict[str, int] = defaultdict(int)
     for task in tasks:
         for name in task.resources:
@@ -100,6 +103,13 @@ def _task_runs(program: Program, env: simpy.Environment, memory: "_Memory") -> l
             path = paths[task.resources] = tuple(resources.get(name) for name in sorted(task.resources))
         runs.append(_TaskRun(env, task, path, _duration(task, program.resources, links), memory,
                              finished[task.id], [finished[d] for d in task.deps]))
+        if task.id in streamed:   # its first chunk lands after the path latency
+            runs[-1].latency = links[task.resources][0]
+        if task.streams:   # it may start once the first of its streams has started
+            run = runs[-1]
+            run.streams = [runs[d] for d in task.streams]
+            run.pending += 1
+        runs[-1].started = started[task.id]
     return runs
 
 
@@ -152,7 +162,8 @@ class _TaskRun:
     previous one."""
 
     __slots__ = ("env", "task", "path", "duration", "memory", "finished", "deps", "pending",
-                 "gate", "held", "ready", "start", "end")
+                 "gate", "held", "ready", "start", "end", "started", "streams", "stalled", "latency",
+                 "stream_begun")
 
     def __init__(self, env: simpy.Environment, task: Task, path: tuple[simpy.Resource | None, ...],
                  duration: float, memory: _Memory, finished: simpy.Event | None,
@@ -164,6 +175,11 @@ class _TaskRun:
         self.held: list[simpy.resources.resource.Request] = []
         self.ready = self.start = 0.0
         self.end: float | None = None
+        self.started: simpy.Event | None = None   # triggered at start when a task streams from it
+        self.streams: list[_TaskRun] = []          # transfers this compute consumes as they land
+        self.stalled = 0.0                         # cycles held waiting on streamed data
+        self.latency = 0.0                         # a streamed transfer's path latency
+        self.stream_begun = False                  # one of this task's streams has started
 
     def wait_for_deps(self) -> None:
         """At time 0: start now, or once every dependency has finished (the gate event)."""
@@ -174,14 +190,34 @@ class _TaskRun:
         self.gate.callbacks.append(self._acquire)
         for dep in self.deps:
             dep.callbacks.append(self._dep_finished)
+        for stream in self.streams:
+            stream.started.callbacks.append(self._stream_started)
 
-    def _dep_finished(self, _event: simpy.Event) -> None:
+    def _stream_started(self, _event: simpy.Event) -> None:
+        """The first of the task's streams has started (later ones are ignored)."""
+        if not self.stream_begun:
+            self.stream_begun = True
+            self._dep_finished(None)
+
+    def _dep_finished(self, _event: simpy.Event | None) -> None:
         self.pending -= 1
         if not self.pending:
             self.gate.succeed()
 
     def _acquire(self, _event: simpy.Event | None) -> None:
-        self.ready = self.env.now
+        now = self.env.now
+        if self.streams:
+            # The DMA interleaves the streams chunk by chunk: the first chunk of all of them has
+            # landed one latency plus 1/chunks of their combined transfer time after the first
+            # one started (streams still queued count from then too).
+            begun = [s.start for s in self.streams if s.started.triggered]
+            first = (min(begun) + max(s.latency for s in self.streams)
+                     + sum(s.duration - s.latency for s in self.streams) / self.task.stream_chunks)
+            if first > now:
+                self.ready = first
+                self.env.timeout(first - now).callbacks.append(self._request_next)
+                return
+        self.ready = now
         self._request_next(None)
 
     def _request_next(self, _event: simpy.Event | None) -> None:
@@ -192,10 +228,27 @@ class _TaskRun:
             req.callbacks.append(self._request_next)
             return
         self.start = self.env.now
+        if self.started is not None:
+            self.started.succeed()
         self.memory.change(self.task.mem_alloc, +1)
-        self.env.timeout(self.duration).callbacks.append(self._release)
+        self.env.timeout(self.duration).callbacks.append(self._computed if self.streams else self._release)
 
-    def _release(self, _event: simpy.Event) -> None:
+    def _computed(self, _event: simpy.Event | None) -> None:
+        """A streaming task's compute time is over: it ends once its last streamed transfer
+        has landed and the last chunk is computed (`stream_tail` after that landing)."""
+        waiting = [s.finished for s in self.streams if s.end is None]
+        if waiting:
+            self.env.all_of(waiting).callbacks.append(self._computed)
+            return
+        now = self.env.now
+        end = max(now, max(s.end for s in self.streams) + self.duration / self.task.stream_chunks)
+        self.stalled = end - self.start - self.duration
+        if end > now:
+            self.env.timeout(end - now).callbacks.append(self._release)
+        else:
+            self._release(None)
+
+    def _release(self, _event: simpy.Event | None) -> None:
         self.memory.change(self.task.mem_free, -1)
         for req, resource in zip(self.held, self.path):
             if resource is not None:

@@ -62,6 +62,15 @@ class Task:
     scope: str = "other"                 # compiler.ir.Scope string of the IR nodes
     op_type: str = ""                    # ONNX op type (or "dma", "reconfig")
     nodes: tuple[str, ...] = ()          # IR node names the task came from
+    # COMPUTE only: transfers whose data the task consumes as it lands, in `stream_chunks`
+    # chunks interleaved across the streams (double-buffered). The task starts once every dep
+    # has finished and the first chunk of all streams has landed (one path latency plus
+    # 1/stream_chunks of their combined transfer time after the first stream started); it ends
+    # no earlier than its cycles after that, nor than one chunk's compute (cycles /
+    # stream_chunks) after the last stream has finished. Waiting for streamed data while
+    # holding the unit is reported as stall.
+    streams: tuple[int, ...] = ()
+    stream_chunks: int = 1
 
 
 @dataclass
@@ -88,6 +97,12 @@ class Program:
             for d in t.deps:
                 if d not in seen:
                     raise ValueError(f"task {t.id} ({t.name}) depends on {d}, which is not earlier")
+            for d in t.streams:
+                if d not in seen or self.tasks[d].kind is not TaskKind.TRANSFER or t.kind is not TaskKind.COMPUTE:
+                    raise ValueError(f"task {t.id} ({t.name}) streams from {d}: only a compute task can "
+                                     "stream, from an earlier transfer")
+            if t.stream_chunks < 1:
+                raise ValueError(f"task {t.id} ({t.name}): stream_chunks must be >= 1")
             if t.resources not in known:
                 for r in t.resources:
                     if r not in self.resources:

@@ -54,6 +54,8 @@ class TaskRecord:
     op_type: str
     # when the task would have been ready had every transfer it waited on been instantaneous
     ready_without_transfers: float = 0.0
+    # cycles within [start, end] the task held its unit waiting for data it streams in
+    stalled: float = 0.0
 
 
 # Action components that are not memory levels of the chip: compute and the off-chip side.
@@ -131,7 +133,8 @@ class SimResult:
         yet stored). Idle time waiting on other units' compute is not a stall.
 
         For each compute task, in start order on its unit, the stall is the part of
-        [unit free, task ready] after the task's non-transfer dependencies were done; these
+        [unit free, task ready] after the task's non-transfer dependencies were done, plus the
+        time it held the unit waiting for data it streams in (`TaskRecord.stalled`); these
         intervals never overlap, so stall + busy <= the run's cycles per unit slot."""
         import heapq
 
@@ -145,8 +148,8 @@ class SimResult:
             stall = busy = 0.0
             for r in sorted(recs, key=lambda r: (r.start, r.id)):
                 free_at = heapq.heappop(slots)
-                stall += max(0.0, r.ready - max(r.ready_without_transfers, free_at))
-                busy += r.end - r.start
+                stall += max(0.0, r.ready - max(r.ready_without_transfers, free_at)) + r.stalled
+                busy += r.end - r.start - r.stalled
                 heapq.heappush(slots, max(free_at, r.end))
             out[unit] = {"busy_cycles": busy, "stall_cycles": stall,
                          "stall_fraction": stall / self.cycles if self.cycles > 0 else 0.0}

@@ -179,18 +179,31 @@ def scalesim_gemm(row: Mapping[str, str]) -> tuple[int, int, int]:
     return sr, sc, t
 
 
-def scalesim_user(row: Mapping[str, str]):
+def scalesim_conv(row: Mapping[str, str]):
+    """A conv row's layer as SCALE-Sim addresses it (its padded input), for the compatibility
+    model's im2col address hits; None for a GEMM row."""
+    from compiler.lowering.scalesim_stalls import ScaleSimConv
+
+    if row["kind"] != "conv":
+        return None
+    pad, stride = int(row["pad"]), int(row["stride"])
+    return ScaleSimConv(int(row["ifmap_h"]) + 2 * pad, int(row["ifmap_w"]) + 2 * pad, int(row["filter_h"]),
+                        int(row["filter_w"]), int(row["channels"]), stride, stride)
+
+
+def scalesim_user(row: Mapping[str, str], *, addresses: bool = True):
     """hwsim's SCALE-Sim compatibility model (`compiler.lowering.scalesim_stalls`) for a USER-
     bandwidth golden row: SRAM sizes in words (kB × 1024, 1-byte words), `bandwidth` words/cycle
-    for each operand's DRAM port."""
+    for each operand's DRAM port; a conv with its im2col addresses (SCALE-Sim hits on any copy
+    of a repeated ifmap word) unless `addresses` is False (im2col as a plain GEMM)."""
     from compiler.lowering.scalesim_stalls import scalesim_user_cost
 
     sr, sc, t = scalesim_gemm(row)
-    bw = int(row["bandwidth"])
     return scalesim_user_cost(sr, sc, t, int(row["array_rows"]), int(row["array_cols"]), row["dataflow"],
                               ifmap_words=1024 * int(row["ifmap_sram_kb"]),
                               filter_words=1024 * int(row["filter_sram_kb"]),
-                              ofmap_words=1024 * int(row["ofmap_sram_kb"]), ifmap_bw=bw)
+                              ofmap_words=1024 * int(row["ofmap_sram_kb"]), ifmap_bw=int(row["bandwidth"]),
+                              conv=scalesim_conv(row) if addresses else None)
 
 
 def zigzag_prices(row: Mapping[str, str]):

@@ -64,7 +64,7 @@ def scalesim_tables() -> list[str]:
         pf = int(r["total_cycles_incl_prefetch"]) + 1
         out.append(f"| {r['case_id']} | {int(r['stall_cycles']):,} | {int(r['total_cycles']) + 1:,} | "
                    f"{pf:,} | {h.total_cycles:,.0f} | {_pct(h.total_cycles, pf)} | {refetch:.2f} | "
-                   f"{'yes (≤ 10 %)' if ok else 'no: ' + ('refetch' if 'refetches operands' in why else 'WS/IS prefetch')} |")
+                   f"{'yes: overlapped fill' if ok else 'no: ' + ('refetch' if 'refetches operands' in why else 'WS/IS prefetch')} |")
     return out
 
 

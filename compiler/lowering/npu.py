@@ -133,6 +133,7 @@ class _Builder:
     def __init__(self, graph: Graph, workloads: dict[str, Workload], hw: NPU) -> None:
         self.g, self.w, self.hw = graph, workloads, hw
         self.tasks: list[Task] = []
+        self._nbytes: dict[str, int] = {}
         self.buffers = hw.on_chip_buffers
         self.unified = hw.sram is not None
         self.cores = [_Core(i, {n: _Pool(n, b.size_bytes, b.double_buffered) for n, b in self.buffers.items()})
@@ -163,7 +164,10 @@ class _Builder:
         return name
 
     def nbytes(self, name: str) -> int:
-        return stored_bytes(self.g, name, self.hw.datatype)
+        n = self._nbytes.get(name)
+        if n is None:
+            n = self._nbytes[name] = stored_bytes(self.g, name, self.hw.datatype)
+        return n
 
     def load_pool(self, name: str) -> str:
         """The buffer a tensor loaded from DRAM goes to."""
@@ -318,8 +322,9 @@ class _Builder:
         return "SRAM" if pool == "sram" else f"{pool} buffer"
 
     def _bring(self, core: _Core, name: str, pinned: set[str], scope: str, window: int | None,
-               deps: list[int]) -> None:
-        """Make `name` resident on `core`; add what the consumer waits for to `deps`."""
+               deps: list[int], streams: list[int]) -> None:
+        """Make `name` resident on `core`: what the consumer waits for goes to `deps`, a load
+        issued for it here to `streams` (the consumer computes on its chunks as they land)."""
         s = self.state[name]
         if name in core.where:
             core.pools[core.where[name]].resident.move_to_end(name)
@@ -333,7 +338,7 @@ class _Builder:
                              to_chip=True, alloc=size)
         self._place(core, pool, name, size)
         s.ready_on[core.index] = tid
-        deps.append(tid)
+        streams.append(tid)
 
     def _place(self, core: _Core, pool: str, name: str, size: int) -> None:
         p = core.pools[pool]
@@ -349,21 +354,30 @@ class _Builder:
         outs = [o for o in node.outputs if o]
         window = core.compute_tasks[-self.lookback] if len(core.compute_tasks) >= self.lookback else None
         in_pools = {i: core.where.get(i) or self.load_pool(i) for i in ins}
-        self._check_smallest_tile(node, wl, core, in_pools)
-        unit, cycles, actions = self._compute_cost(node, wl, in_pools)
         out_bytes = sum(self.nbytes(o) for o in outs)
+        inplace = self._in_place_operand(node, wl, core, ins, outs)
+        new_bytes = out_bytes - (self.nbytes(inplace) if inplace else 0)   # results' new space
         needs: dict[str, int] = defaultdict(int)
         for i in ins:
             needs[in_pools[i]] += self.nbytes(i)
-        needs[self.out_pool] += out_bytes
-        if any(b > core.pools[p].capacity for p, b in needs.items()):
+        needs[self.out_pool] += new_bytes
+        fits = all(b <= core.pools[p].capacity for p, b in needs.items())
+        # A tile never needs more of a tensor than the tensor: when every distinct operand fits
+        # whole, so does the smallest tile.
+        if not fits or len(ins) < sum(1 for i in node.inputs if i):
+            self._check_smallest_tile(node, wl, core, in_pools)
+        unit, cycles, actions = self._compute_cost(node, wl, in_pools)
+        if not fits:
             self._lower_streamed(node, wl, core, ins, outs, unit, cycles, actions, window)
             return
         deps: list[int] = []
+        streams: list[int] = []
         pinned = set(ins) | set(outs)
         for i in ins:
-            self._bring(core, i, pinned, scope, window, deps)
-        deps += self._make_room(core, self.out_pool, out_bytes, pinned, scope)
+            self._bring(core, i, pinned, scope, window, deps, streams)
+        if inplace:   # overwriting its operand: after every earlier reader of it
+            deps.append(core.last_reader.get(inplace))
+        deps += self._make_room(core, self.out_pool, new_bytes, pinned, scope)
         free: dict[str, int] = {}   # memory-level deltas released when the node ends
         frees: dict[str, int] = defaultdict(int)   # pool -> bytes released when the node ends
         # inputs whose last use this is leave the buffer when the node finishes
@@ -375,7 +389,9 @@ class _Builder:
             if s.remaining_uses <= 0 and i not in self.outputs and i in core.where:
                 pool = core.where.pop(i)
                 p = core.pools[pool]
-                frees[pool] += p.resident.pop(i)
+                size = p.resident.pop(i)
+                if i != inplace:   # an in-place operand's space passes to the result
+                    frees[pool] += size
                 p.used -= self.nbytes(i)
                 s.ready_on.pop(core.index, None)
                 core.last_reader.pop(i, None)
@@ -383,10 +399,16 @@ class _Builder:
         frees[self.out_pool] += sum(self.nbytes(o) for o in dead_outs)
         for pool, b in frees.items():
             free = _merge(free, self._mem(core.index, pool, b))
+        # Loads issued for this node are consumed chunk by chunk as they land (at most
+        # MAX_STREAM_TILES chunks, none smaller than a DRAM burst), like a streamed op's tiles:
+        # only the last chunk's compute is left once the last byte is on chip.
+        streamed = sum(self.tasks[t].bytes for t in streams)
+        chunks = max(1, min(MAX_STREAM_TILES, streamed // DRAM_BURST_BYTES))
         tid = self._add(kind=TaskKind.COMPUTE, name=node.name, resources=(f"core{core.index}.{unit}",),
                         deps=deps, cycles=cycles, actions=actions,
-                        mem_alloc=self._mem(core.index, self.out_pool, out_bytes), mem_free=free,
-                        scope=scope, op_type=node.op_type, nodes=(node.name,))
+                        mem_alloc=self._mem(core.index, self.out_pool, new_bytes), mem_free=free,
+                        scope=scope, op_type=node.op_type, nodes=(node.name,),
+                        streams=tuple(streams), stream_chunks=chunks)
         core.compute_tasks.append(tid)
         for pool, b in frees.items():
             if b:
@@ -402,6 +424,22 @@ class _Builder:
             s = self.state[o]
             s.in_dram, s.dram_ready, s.ready_on = False, None, {core.index: tid}
             self._place(core, self.out_pool, o, self.nbytes(o))
+
+    def _in_place_operand(self, node: Node, wl: Workload, core: _Core, ins: list[str], outs: list[str]) -> str | None:
+        """An elementwise op may write its result over an operand it reads for the last time:
+        one of the same size, resident in the result buffer of this core and not a graph output
+        (as compilers do for ReLU, Add, optimizer updates). Returns that operand, or None."""
+        if wl.kind is not Kind.ELEMENTWISE or len(outs) != 1:
+            return None
+        o = outs[0]
+        if o in self.outputs or self.state[o].remaining_uses == 0:
+            return None
+        uses = [self.base(i) for i in node.inputs if i]
+        for i in ins:
+            if (core.where.get(i) == self.out_pool and i not in self.outputs
+                    and self.state[i].remaining_uses == uses.count(i) and self.nbytes(i) == self.nbytes(o)):
+                return i
+        return None
 
     def _lower_streamed(self, node: Node, wl: Workload, core: _Core, ins: list[str], outs: list[str], unit: str,
                         cycles: float, actions: dict[str, float], window: int | None) -> None:
@@ -620,6 +658,10 @@ def _is_float(dtype: str) -> bool:
 # Streamed ops are cut into at most this many tiles: enough to overlap transfers with compute,
 # few enough that the event count stays small.
 MAX_STREAM_TILES = 16
+
+# The smallest chunk a consumer computes on as a load lands: one DDR burst, 8 beats of a 64-bit
+# channel (JEDEC JESD79-4 DDR4 burst length BL8).
+DRAM_BURST_BYTES = 64
 
 # The share of a buffer a streamed op may fill with what it keeps on chip (a whole operand, a
 # block of one, or a block of results); the remaining quarter holds its double-buffered staging

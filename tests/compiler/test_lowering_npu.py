@@ -165,6 +165,31 @@ def test_live_results_leaving_ofmap_move_to_ifmap_instead_of_dram():
     assert roomy.peak_memory["core0.ifmap"] <= 64 * 1024 and roomy.peak_memory["core0.ofmap"] <= 8 * 1024
 
 
+def test_elementwise_ops_write_over_an_operand_they_read_last():
+    # MatMul -> Relu -> MatMul -> Relu: the first Relu writes over y0_0 (same size, its last use)
+    # after every reader of it; the last Relu's result is a graph output and gets its own space.
+    g, wl = mlp_chain(layers=2, m=16, d=32)
+    prog, r = sim(g, wl, split_hw())
+    by = {t.name: t for t in prog.tasks}
+    act = g.tensor("y0_0").nbytes
+    assert by["mm0_0"].mem_alloc.get("core0.ofmap") == act
+    assert "core0.ofmap" not in by["relu0_0"].mem_alloc and "core0.ofmap" not in by["relu0_0"].mem_free
+    assert by["relu0_1"].mem_alloc.get("core0.ofmap") == act
+    assert by["mm0_0"].id in by["relu0_0"].deps
+    assert r.peak_memory["core0.ofmap"] == 2 * act   # an operand and a result, never three
+
+
+def test_loads_of_a_resident_node_overlap_its_compute():
+    g, wl = mlp_chain(layers=1, m=64, d=64)
+    prog, r = sim(g, wl, hw(kib=64))
+    mm = next(t for t in prog.tasks if t.name == "mm0_0")
+    loads = [prog.tasks[i] for i in mm.streams]
+    assert {t.name for t in loads} == {"load x0", "load w0_0"} and mm.stream_chunks == 16
+    rec = {t.id: t for t in r.timeline}
+    assert rec[mm.id].start < max(rec[t.id].end for t in loads)   # computes while they land
+    assert rec[mm.id].end >= max(rec[t.id].end for t in loads) + mm.cycles / 16
+
+
 def test_buffer_too_small_for_the_smallest_tile_names_buffer_and_size():
     g, wl = mlp_chain(layers=1, m=16, d=32)
     with pytest.raises(LoweringError) as e:   # WS: one 8x8 fp32 weight fold needs 256 bytes

@@ -134,3 +134,41 @@ def test_initial_memory_starts_the_trace_at_time_zero():
     r = simulate(prog)
     assert r.memory_trace["dram"] == [(0.0, 1000), (5, 1100)]
     assert r.peak_memory["dram"] == 1100
+
+
+def test_streaming_compute_starts_on_the_first_chunk_and_ends_one_chunk_after_the_last():
+    # load: 10 latency + 800/8 = 110 cycles. Compute 200 cycles in 4 chunks: it starts when the
+    # first quarter has landed (10 + 100/4 = 35) and, being slower than the load, ends at 235.
+    r = run([load(0, 800), compute(1, "array", 200, streams=(0,), stream_chunks=4)])
+    rec = {t.id: t for t in r.timeline}
+    assert rec[1].start == 35 and rec[1].end == 235 and rec[1].stalled == 0
+    # Compute faster than the load: it waits for the last byte, then computes the last chunk
+    # (10 / 4 = 2.5). Waiting for the first chunk and, holding the unit, for the rest are stall.
+    r = run([load(0, 800), compute(1, "array", 10, streams=(0,), stream_chunks=4)])
+    rec = {t.id: t for t in r.timeline}
+    assert rec[1].start == 35 and rec[1].end == 110 + 2.5
+    assert rec[1].stalled == pytest.approx(112.5 - 35 - 10)
+    s = r.stalls()["array"]
+    assert s["busy_cycles"] == 10 and s["stall_cycles"] == pytest.approx(35 + 67.5)
+    assert r.busy["array"] == 10
+    # Without streaming the same compute waits for the whole load.
+    assert run([load(0, 800), compute(1, "array", 10, deps=(0,))]).cycles == 120
+
+
+def test_streams_queued_behind_each_other_count_as_one_interleaved_stream():
+    # One DRAM channel: the second load starts when the first ends (110, then 110 + 110). The
+    # compute starts after a quarter of their combined transfer time from the first start
+    # (10 + 200/4 = 60) and ends one chunk after the last byte (220 + 100/4).
+    r = run([load(0, 800), load(1, 800), compute(2, "array", 100, streams=(0, 1), stream_chunks=4)])
+    rec = {t.id: t for t in r.timeline}
+    assert rec[1].start == 110 and rec[2].start == 60 and rec[2].end == 245
+
+
+def test_program_validation_rejects_bad_streams():
+    bad = [[compute(0, "array", 5), compute(1, "array", 5, streams=(0,))],     # from a compute task
+           [load(0, 8, streams=()), Task(1, TaskKind.TRANSFER, "t", ("dma", "dram"), bytes=8, streams=(0,))],
+           [compute(0, "array", 5, streams=(1,)), load(1, 8)],                   # not earlier
+           [load(0, 8), compute(1, "array", 5, streams=(0,), stream_chunks=0)]]
+    for tasks in bad:
+        with pytest.raises(ValueError, match="stream"):
+            Program("p", "test", 1e9, dict(RES), tasks).validate()

@@ -92,12 +92,16 @@ def test_more_dram_bandwidth_never_slower(gw, kib, df, split):
     assert fast.cycles <= slow.cycles
 
 
-# Known modelling artefact, bounded here rather than hidden: a node whose operands fit loads
-# them whole before it computes, while a node too large for the buffer is streamed in
-# double-buffered tiles that overlap loads with compute. On tiny graphs a larger buffer can
-# therefore turn a streamed node into a resident one and lose that overlap: measured worst case
-# 14.7 % over 1,500 random cases (docs/npu_model.md, open items). Traffic never grows.
-RESIDENT_OVERLAP_SLACK = 1.15
+# Larger buffers may still cost a little time, bounded here rather than hidden. Loads now overlap
+# compute whether a node is resident (it computes on its loads' chunks as they land) or streamed,
+# so what is left comes from the greedy whole-tensor residency policy: a buffer just large enough
+# to keep a tensor can trade a streamed pass for a write-back plus a reload, or queue a spill's
+# write-back ahead of a load on the same DMA engine. Measured exhaustively over this strategy's
+# space (1-3 tasks, m in {4, 16, 48}, 1-2 layers of widths in {8, 24, 64, 96}, WS/OS/IS, unified
+# and split, every pair of 1, 2, 4, 8, 16, 32, 64, 256 KiB: 120,960 pairs): 48 pairs slower, worst
+# 10.5 % (3 tasks, 48 x 96 -> 8 -> 96, OS, split, 32 -> 64 KiB); before the overlap, 14.7 %.
+# Traffic never grows. docs/npu_model.md, "Properties".
+BUFFER_POLICY_SLACK = 1.11
 @COMMON
 @given(mlp_graphs(), st.sampled_from([(1, 4), (4, 32), (2, 256), (1, 256)]), st.sampled_from(["WS", "OS"]),
        st.booleans())
@@ -106,7 +110,7 @@ def test_larger_buffers_never_slower(gw, sizes, df, split):
     small, large = sizes
     a = run(g, wl, machine(kib=small, df=df, split=split))
     b = run(g, wl, machine(kib=large, df=df, split=split))
-    assert b.cycles <= a.cycles * RESIDENT_OVERLAP_SLACK
+    assert b.cycles <= a.cycles * BUFFER_POLICY_SLACK
     dram = lambda r: sum(v for k, v in r.traffic().items() if k.startswith("dram."))  # noqa: E731
     assert dram(b) <= dram(a)
 
