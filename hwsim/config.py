@@ -100,14 +100,20 @@ class DramType(str, Enum):
 
 
 class Dram(_Strict):
-    """Off-chip memory shared by all cores. `bandwidth_gbps` is the total over `channels`
-    (each channel serves one transfer at a time at bandwidth/channels). `energy_pj_per_bit`
-    overrides the per-type figure of `hwsim.energy.DRAM_PJ_PER_BIT`."""
+    """Off-chip memory shared by all cores. `bandwidth_gbps` is the total over `channels`, each
+    serving one transfer at a time at bandwidth/channels. Addresses interleave across channels
+    every `interleave_bytes`, so a transfer of n bytes spreads over min(channels,
+    ceil(n / interleave_bytes)) channels at once (and waits until that many are free); null:
+    each transfer uses one channel (separate ports, as SCALE-Sim's per-operand DRAM ports).
+    `energy_pj_per_bit` overrides the per-type figure of `hwsim.energy.DRAM_PJ_PER_BIT`."""
 
     type: DramType
     bandwidth_gbps: Annotated[float, Field(gt=0, le=100_000)]  # GB/s, 1e9 bytes per second
     latency_ns: Annotated[float, Field(ge=0, le=100_000)]
     channels: Annotated[int, Field(ge=1, le=256)] = 1
+    # Assumption: 256-byte channel interleaving, a common memory-controller granularity (a few
+    # DRAM bursts per channel before moving to the next).
+    interleave_bytes: Annotated[int, Field(ge=64, le=1 << 20)] | None = 256
     energy_pj_per_bit: Annotated[float, Field(gt=0, le=10_000)] | None = None
 
 

@@ -87,24 +87,31 @@ def _task_runs(program: Program, env: simpy.Environment, memory: "_Memory") -> l
     finished = [env.event() if i in waited else None for i in range(len(tasks))]
     streamed = {d for t in tasks for d in t.streams}
     started = [env.event() if i in streamed else None for i in range(len(tasks))]
-    requests: dict[str, int] = defaultdict(int)
+    specs = program.resources
+    requests: dict[str, int] = defaultdict(int)   # slots asked for over the whole program
     for task in tasks:
         for name in task.resources:
-            requests[name] += 1
-    resources = {name: simpy.Resource(env, capacity=program.resources[name].capacity)
-                 for name, n in requests.items() if n > program.resources[name].capacity}
-    # per distinct path: its resources in the global acquisition order, by name
-    paths: dict[tuple[str, ...], tuple[simpy.Resource | None, ...]] = {}
-    links: dict[tuple[str, ...], tuple[float, float]] = {}
+            requests[name] += task.width if specs[name].striped else 1
+    # A striped resource is a Container of slots, so that a task takes its `width` slots in one
+    # atomic get (taking them one by one could deadlock two tasks holding some each).
+    resources = {name: (simpy.Container(env, capacity=specs[name].capacity, init=specs[name].capacity)
+                        if specs[name].striped else simpy.Resource(env, capacity=specs[name].capacity))
+                 for name, n in requests.items() if n > specs[name].capacity}
+    # per distinct path and width: its resources in the global acquisition order, by name
+    paths: dict[tuple[tuple[str, ...], int], tuple] = {}
+    links: dict[tuple[tuple[str, ...], int], tuple[float, float]] = {}
     runs = []
     for task in tasks:
-        path = paths.get(task.resources)
+        key = (task.resources, task.width)
+        path = paths.get(key)
         if path is None:
-            path = paths[task.resources] = tuple(resources.get(name) for name in sorted(task.resources))
+            path = paths[key] = tuple(
+                (resources.get(name), task.width if isinstance(resources.get(name), simpy.Container) else 0)
+                for name in sorted(task.resources))
         runs.append(_TaskRun(env, task, path, _duration(task, program.resources, links), memory,
                              finished[task.id], [finished[d] for d in task.deps]))
         if task.id in streamed:   # its first chunk lands after the path latency
-            runs[-1].latency = links[task.resources][0]
+            runs[-1].latency = links[key][0]
         if task.streams:   # it may start once the first of its streams has started
             run = runs[-1]
             run.streams = [runs[d] for d in task.streams]
@@ -114,17 +121,20 @@ def _task_runs(program: Program, env: simpy.Environment, memory: "_Memory") -> l
 
 
 def _duration(task: Task, specs: Mapping[str, ResourceSpec],
-              links: dict[tuple[str, ...], tuple[float, float]]) -> float:
+              links: dict[tuple[tuple[str, ...], int], tuple[float, float]]) -> float:
     """Cycles a task holds its resources: a compute task its cycles; a transfer the largest
-    latency on its path plus bytes over the narrowest bandwidth (plus any cycles it states).
-    `links` memoises (latency, bandwidth) per path within one simulation."""
+    latency on its path plus bytes over the narrowest bandwidth (a striped resource's times the
+    task's width), plus any cycles it states. `links` memoises (latency, bandwidth) per path
+    and width within one simulation."""
     if task.kind is TaskKind.COMPUTE:
         return task.cycles
-    link = links.get(task.resources)
+    key = (task.resources, task.width)
+    link = links.get(key)
     if link is None:
         path = [specs[r] for r in task.resources]
-        link = links[task.resources] = (max(p.latency_cycles for p in path),
-                                        min(p.bytes_per_cycle for p in path if p.bytes_per_cycle))
+        link = links[key] = (max(p.latency_cycles for p in path),
+                             min(p.bytes_per_cycle * (task.width if p.striped else 1)
+                                 for p in path if p.bytes_per_cycle))
     latency, bandwidth = link
     return latency + task.bytes / bandwidth + task.cycles
 
@@ -165,7 +175,7 @@ class _TaskRun:
                  "gate", "held", "ready", "start", "end", "started", "streams", "stalled", "latency",
                  "stream_begun")
 
-    def __init__(self, env: simpy.Environment, task: Task, path: tuple[simpy.Resource | None, ...],
+    def __init__(self, env: simpy.Environment, task: Task, path: tuple[tuple[object, int], ...],
                  duration: float, memory: _Memory, finished: simpy.Event | None,
                  deps: list[simpy.Event]) -> None:
         self.env, self.task, self.path, self.duration = env, task, path, duration
@@ -222,8 +232,9 @@ class _TaskRun:
 
     def _request_next(self, _event: simpy.Event | None) -> None:
         if len(self.held) < len(self.path):
-            resource = self.path[len(self.held)]
-            req = self.env.event().succeed() if resource is None else resource.request()
+            resource, width = self.path[len(self.held)]
+            req = (self.env.event().succeed() if resource is None
+                   else resource.get(width) if width else resource.request())
             self.held.append(req)
             req.callbacks.append(self._request_next)
             return
@@ -235,7 +246,7 @@ class _TaskRun:
 
     def _computed(self, _event: simpy.Event | None) -> None:
         """A streaming task's compute time is over: it ends once its last streamed transfer
-        has landed and the last chunk is computed (`stream_tail` after that landing)."""
+        has landed and the last chunk is computed (cycles / stream_chunks after that landing)."""
         waiting = [s.finished for s in self.streams if s.end is None]
         if waiting:
             self.env.all_of(waiting).callbacks.append(self._computed)
@@ -250,8 +261,12 @@ class _TaskRun:
 
     def _release(self, _event: simpy.Event | None) -> None:
         self.memory.change(self.task.mem_free, -1)
-        for req, resource in zip(self.held, self.path):
-            if resource is not None:
+        for req, (resource, width) in zip(self.held, self.path):
+            if resource is None:
+                continue
+            if width:
+                resource.put(width)
+            else:
                 resource.release(req)
         self.end = self.env.now
         if self.finished is not None:

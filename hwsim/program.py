@@ -39,6 +39,9 @@ class ResourceSpec:
     bytes_per_cycle: float | None = None
     latency_cycles: float = 0.0
     component: str = ""   # energy/utilization grouping, e.g. "array", "vector", "dram"
+    # A transfer may hold several slots at once (`Task.width`; DRAM channels with interleaved
+    # addresses); its bandwidth through this resource is then width x bytes_per_cycle.
+    striped: bool = False
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -71,6 +74,7 @@ class Task:
     # holding the unit is reported as stall.
     streams: tuple[int, ...] = ()
     stream_chunks: int = 1
+    width: int = 1                       # slots held of each striped resource on the path
 
 
 @dataclass
@@ -103,6 +107,9 @@ class Program:
                                      "stream, from an earlier transfer")
             if t.stream_chunks < 1:
                 raise ValueError(f"task {t.id} ({t.name}): stream_chunks must be >= 1")
+            if t.width != 1 and not (t.width >= 1 and all(
+                    self.resources[r].capacity >= t.width for r in t.resources if self.resources[r].striped)):
+                raise ValueError(f"task {t.id} ({t.name}): width {t.width} exceeds a striped resource's slots")
             if t.resources not in known:
                 for r in t.resources:
                     if r not in self.resources:

@@ -92,7 +92,7 @@ clock_mhz: {CLOCK_MHZ}
 array: {{rows: {self.rows}, cols: {self.cols}, dataflow: {self.dataflow.upper()}}}
 vector: {{lanes: {self.cols}}}
 sram: {{size_kib: {self.sram_bytes / 1024!r}, bytes_per_cycle: {self.sram_bytes_per_cycle!r}, double_buffered: {str(self.double_buffered).lower()}}}
-dram: {{type: DDR4, bandwidth_gbps: {self.dram_bytes_per_cycle * CLOCK_MHZ / 1000!r}, latency_ns: 0, channels: {self.dram_channels}}}
+dram: {{type: DDR4, bandwidth_gbps: {self.dram_bytes_per_cycle * CLOCK_MHZ / 1000!r}, latency_ns: 0, channels: {self.dram_channels}, interleave_bytes: null}}
 dma_engines: {self.dram_channels}
 technology: {{energy_table: {self.energy_table}, static_power_mw: 0}}
 """

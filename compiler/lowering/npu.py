@@ -45,7 +45,8 @@ from .systolic import gemm_cost
 
 NOT_MODELLED = [
     "array stalls inside a layer from SRAM port bandwidth (SCALE-Sim's stall-free assumption within a tile)",
-    "SRAM bank conflicts, DRAM row-buffer locality and refresh; one transfer uses one DRAM channel",
+    "SRAM bank conflicts, DRAM row-buffer locality and refresh; a transfer spread over several "
+    "DRAM channels waits until that many are free (no partial start)",
     "operator fusion: each node is one compute task (its intermediates stay on chip when they fit)",
     "DRAM space of a dead intermediate returns when its last consumer in program order ends "
     "(with several cores another core's load of it may still be in flight)",
@@ -200,7 +201,8 @@ class _Builder:
                                                bytes_per_cycle=dma_bw, component="dma")
         res["dram"] = ResourceSpec("dram", capacity=hw.dram.channels,
                                    bytes_per_cycle=hw.dram_bytes_per_cycle / hw.dram.channels,
-                                   latency_cycles=hw.dram_latency_cycles, component="dram")
+                                   latency_cycles=hw.dram_latency_cycles, component="dram",
+                                   striped=hw.dram.interleave_bytes is not None and hw.dram.channels > 1)
         if hw.cores > 1 and hw.interconnect is not None:
             res["noc"] = ResourceSpec("noc", capacity=hw.cores,
                                       bytes_per_cycle=hw.interconnect.bytes_per_cycle,
@@ -227,7 +229,15 @@ class _Builder:
             mem_alloc["dram"] = dram_alloc
         return self._add(kind=TaskKind.TRANSFER, name=name, resources=path, deps=tuple(deps),
                          bytes=nbytes, actions=actions, scope=scope, op_type="dma",
-                         mem_alloc=mem_alloc, mem_free=self._mem(core, pool, free))
+                         mem_alloc=mem_alloc, mem_free=self._mem(core, pool, free),
+                         width=self._channels(nbytes))
+
+    def _channels(self, nbytes: int) -> int:
+        """DRAM channels a transfer of `nbytes` spreads over (address interleaving)."""
+        d = self.hw.dram
+        if d.interleave_bytes is None or d.channels == 1:
+            return 1
+        return max(1, min(d.channels, -(-nbytes // d.interleave_bytes)))
 
     def _ensure_in_dram(self, name: str, scope: str) -> int | None:
         """Write a tensor that lives only on chip back to DRAM; the task the DRAM copy waits on."""

@@ -190,6 +190,21 @@ def test_loads_of_a_resident_node_overlap_its_compute():
     assert rec[mm.id].end >= max(rec[t.id].end for t in loads) + mm.cycles / 16
 
 
+def test_dram_channels_interleave_so_one_transfer_gets_their_bandwidth():
+    g, wl = mlp_chain(layers=1, m=64, d=64)
+    four = parse_hardware(HW.format(kib=64, cores=1).replace("latency_ns: 20}", "latency_ns: 20, channels: 4}"))
+    ports = parse_hardware(HW.format(kib=64, cores=1).replace(
+        "latency_ns: 20}", "latency_ns: 20, channels: 4, interleave_bytes: null}"))
+    prog, r4 = sim(g, wl, four)
+    load = next(t for t in prog.tasks if t.name == "load w0_0")      # 16 KiB over 256-byte stripes
+    assert load.width == 4 and prog.resources["dram"].striped
+    _, r1 = sim(g, wl, ports)
+    _, one = sim(g, wl, hw(kib=64))                                  # one channel, same total bandwidth
+    assert r4.cycles < r1.cycles                   # one channel per transfer: a quarter of the bandwidth
+    assert r4.cycles == pytest.approx(one.cycles)  # interleaved: the whole bandwidth, as with one channel
+    assert r4.traffic() == r1.traffic()
+
+
 def test_buffer_too_small_for_the_smallest_tile_names_buffer_and_size():
     g, wl = mlp_chain(layers=1, m=16, d=32)
     with pytest.raises(LoweringError) as e:   # WS: one 8x8 fp32 weight fold needs 256 bytes

@@ -172,3 +172,25 @@ def test_program_validation_rejects_bad_streams():
     for tasks in bad:
         with pytest.raises(ValueError, match="stream"):
             Program("p", "test", 1e9, dict(RES), tasks).validate()
+
+
+def test_striped_dram_spreads_a_transfer_over_channels():
+    res = dict(RES, dram=ResourceSpec("dram", capacity=4, bytes_per_cycle=8.0, latency_cycles=10,
+                                      component="dram", striped=True))
+
+    def t(i, width, nbytes=800):
+        return Task(i, TaskKind.TRANSFER, f"t{i}", ("dram",), bytes=nbytes, width=width)
+
+    def go(tasks):
+        r = simulate(Program("p", "test", 1e9, res, tasks))
+        return r.cycles, {x.id: x for x in r.timeline}
+
+    assert go([t(0, 4)])[0] == 10 + 800 / 32                # four channels' bandwidth
+    cycles, rec = go([t(0, 4), t(1, 4)])                     # both want every channel: in turn
+    assert rec[1].start == rec[0].end and cycles == 2 * 35
+    cycles, rec = go([t(0, 2), t(1, 2)])                     # two channels each: side by side
+    assert rec[0].start == rec[1].start == 0 and cycles == 10 + 800 / 16
+    cycles, rec = go([t(0, 3), t(1, 2), t(2, 1)])            # first come, first served, atomically
+    assert rec[1].start == rec[0].end and rec[2].start == rec[0].end
+    with pytest.raises(ValueError, match="width"):
+        Program("p", "test", 1e9, res, [t(0, 5)]).validate()
