@@ -640,14 +640,18 @@ class _Builder:
         else:           # through the scratchpad
             actions = ({"dram.read": nbytes, "sram.write": nbytes} if load
                        else {"sram.read": nbytes, "dram.write": nbytes})
+        d = self.hw.dram
+        width = (1 if d.interleave_bytes is None or d.channels == 1
+                 else max(1, min(d.channels, -(-nbytes // d.interleave_bytes))))   # interleaved channels
         return self._add(kind=TaskKind.TRANSFER, name=name, resources=("dram",), deps=tuple(deps),
-                         bytes=nbytes, actions=actions, scope=scope, op_type="dma")
+                         bytes=nbytes, actions=actions, scope=scope, op_type="dma", width=width)
 
     def resources(self) -> dict[str, ResourceSpec]:
         hw = self.hw
         res = {"dram": ResourceSpec("dram", capacity=hw.dram.channels,
                                     bytes_per_cycle=hw.dram_bytes_per_cycle / hw.dram.channels,
-                                    latency_cycles=hw.dram_latency_cycles, component="dram"),
+                                    latency_cycles=hw.dram_latency_cycles, component="dram",
+                                    striped=hw.dram.interleave_bytes is not None and hw.dram.channels > 1),
                "config_port": ResourceSpec("config_port", bytes_per_cycle=hw.config_bytes_per_cycle,
                                            latency_cycles=hw.config_port.latency_ns * 1e-9 * hw.clock_hz,
                                            component="reconfig")}

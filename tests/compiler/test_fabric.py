@@ -281,3 +281,17 @@ def test_lowering_is_deterministic(exported):
         a = compile_model(exported["maml-meta_train"], hw).program.to_json()
         b = compile_model(exported["maml-meta_train"], hw).program.to_json()
         assert a == b
+
+
+def test_fabric_dram_transfers_interleave_over_channels():
+    g, _ = chain(["mm64", "Relu"], n=64, d=64)
+    hw = load_hardware("u250-like")                      # 4 DDR4 channels
+    prog = compile_graph(g, hw).program
+    assert prog.resources["dram"].striped
+    widths = {t.name: t.width for t in prog.tasks if t.kind is TaskKind.TRANSFER}
+    assert max(widths.values()) == hw.dram.channels      # a 16 KiB tensor spans every channel
+    ports = hw.model_copy(update={"dram": hw.dram.model_copy(update={"interleave_bytes": None})})
+    single = compile_graph(g, ports).program
+    assert not single.resources["dram"].striped
+    assert all(t.width == 1 for t in single.tasks)
+    assert simulate(prog).cycles <= simulate(single).cycles
