@@ -13,7 +13,14 @@ process per task (tests/hwsim/test_engine_reference.py), minus events that would
 without effect: the start and end of each process, the end of a task no other task waits for,
 and the releases of a resource that is never contended (no more requests in the whole program
 than it has slots). Resources are SimPy `Resource`s: requests queue first-come first-served;
-a resource that is never contended needs no queue, its requests are granted at once.
+a resource that is never contended needs no queue, its requests are granted at once. A striped
+resource (DRAM channels with interleaved addresses) is a SimPy `Container` of slots, from which
+a transfer takes its `width` slots in one atomic get, first come, first served.
+
+A compute task that streams from transfers (`Task.streams`) waits for the first of them to
+start instead of for their end, then for its first chunk to land (a timeout computed from the
+transfers' start times and durations), and after its own cycles for the last of them to end
+plus one chunk's compute (see `Task`). Programs without streams run exactly as before.
 """
 
 from __future__ import annotations
@@ -166,10 +173,11 @@ class _Memory:
 
 
 class _TaskRun:
-    """One task in flight: wait for its dependencies' `finished` events, acquire its path
-    resource by resource, hold it for `duration`, release it and trigger its own `finished`
-    (None when no task waits for it). Each step is a callback of the SimPy event that ends the
-    previous one."""
+    """One task in flight: wait for its dependencies' `finished` events (and the first of its
+    streams' `started`), acquire its path resource by resource, hold it for `duration` (a
+    streaming task: until its streamed data is in, `_computed`), release it and trigger its own
+    `finished` (None when no task waits for it). Each step is a callback of the SimPy event
+    that ends the previous one."""
 
     __slots__ = ("env", "task", "path", "duration", "memory", "finished", "deps", "pending",
                  "gate", "held", "ready", "start", "end", "started", "streams", "stalled", "latency",
