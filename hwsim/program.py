@@ -6,7 +6,9 @@ else: not ONNX, not the hardware kind. Everything a task costs is decided by the
 * a COMPUTE task occupies its unit for `cycles` (a closed form per tile, memoised upstream);
 * a TRANSFER task moves `bytes` along a path of resources; its duration is the largest
   per-resource latency plus bytes / the narrowest bandwidth on the path, and it holds every
-  resource of the path while it runs (that is how DRAM and link contention arise);
+  resource of the path while it runs (that is how DRAM and link contention arise); of a
+  `striped` resource it holds `width` slots at once, with width times the bandwidth;
+* a COMPUTE task may stream from transfers (`streams`): it computes on their data as it lands;
 * a RECONFIG task loads `bytes` of configuration through a configuration port (a transfer
   whose path is the port) and blocks the fabric resources listed after the port.
 
