@@ -25,7 +25,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .phases import BATCH_NAMES
-from .trace import SCOPE_PROP, _scope_of, _set_scope
+from hwsim.scope import SCOPE_PROP, Scope
+
+from .trace import node_scope, set_node_scope
 
 _ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
                 "int64": onnx.TensorProto.INT64}
@@ -69,7 +71,7 @@ def assemble(task: onnx.ModelProto, outer: onnx.ModelProto, meta_batch: int,
                 continue  # the algorithm does not read it (e.g. Reptile's query set)
             rename[name] = f"{prefix}{name}"
             gather = helper.make_node("Gather", [name, index], [rename[name]], name=f"{prefix}select_{name}", axis=0)
-            gather.metadata_props.add(key=SCOPE_PROP, value=f"task{j}/{first_use[name]}")
+            gather.metadata_props.add(key=SCOPE_PROP, value=str(Scope.parse(first_use[name]).in_task(j)))
             nodes.append(gather)
         for node in tg.node:
             clone = onnx.NodeProto()
@@ -82,7 +84,7 @@ def assemble(task: onnx.ModelProto, outer: onnx.ModelProto, meta_batch: int,
                 if o:
                     rename[o] = prefix + o
                 clone.output.append(rename.get(o, o))
-            _set_scope(clone, f"task{j}/{_scope_of(node)}")
+            set_node_scope(clone, str(Scope.parse(node_scope(node)).in_task(j)))
             nodes.append(clone)
         per_task_outputs.append([_renamed(o, rename, prefix) for o in task_outputs])
 
@@ -149,5 +151,5 @@ def _first_use_scopes(graph: onnx.GraphProto) -> dict[str, str]:
     for node in graph.node:
         for name in node.input:
             if name in BATCH_NAMES and name not in out:
-                out[name] = _scope_of(node)
+                out[name] = node_scope(node)
     return out

@@ -37,17 +37,17 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.onnx._internal.exporter import (_constants, _core, _decomp, _fx_passes, _ir_passes,
                                            _registration)
 
+from hwsim.scope import SCOPE_PROP, Scope
+
 from .base import SCOPE_KEY
 from .phases import PhaseFunction
 
 common_passes = ir.passes.common
 
-SCOPE_PROP = "hwsim.scope"
 FALLBACK_SCOPE = "other"
 _FX_NODE_PROP = "pkg.torch.onnx.fx_node"
 _TORCH_PROPS = ("namespace", "class_hierarchy", "stack_trace", "fx_node", "name_scopes")
 _FX_NAME_RE = re.compile(r"^%(\S+) :")
-_TASK_RE = re.compile(r"^task(\d+)/(.*)$")
 
 
 def to_onnx(phase: PhaseFunction, args: Sequence[Tensor]) -> onnx.ModelProto:
@@ -356,7 +356,7 @@ def fold_constant_fills(graph: onnx.GraphProto) -> None:
     consumers_scope: dict[str, str] = {}
     for n in graph.node:
         for name in n.input:
-            consumers_scope.setdefault(name, _scope_of(n))
+            consumers_scope.setdefault(name, node_scope(n))
     keep, new_nodes = [], []
     for init in graph.initializer:
         arr = numpy_helper.to_array(init)
@@ -392,16 +392,15 @@ def split_shared_across_tasks(graph: onnx.GraphProto) -> None:
             consumers.setdefault(name, []).append(n)
     result: list[onnx.NodeProto] = []  # built back to front
     for node in reversed(nodes):
-        m = _TASK_RE.match(_scope_of(node))
+        own = Scope.parse(node_scope(node))
         clones = []
-        if m is not None:
-            own_task, rest = int(m.group(1)), m.group(2)
+        if own.task is not None:
             by_task: dict[int, list[onnx.NodeProto]] = {}
             for o in node.output:
                 for c in consumers.get(o, []):
-                    cm = _TASK_RE.match(_scope_of(c))
-                    if cm is not None and int(cm.group(1)) != own_task:
-                        users = by_task.setdefault(int(cm.group(1)), [])
+                    other = Scope.parse(node_scope(c)).task
+                    if other is not None and other != own.task:
+                        users = by_task.setdefault(other, [])
                         if all(u is not c for u in users):
                             users.append(c)
             for task in sorted(by_task):
@@ -410,7 +409,7 @@ def split_shared_across_tasks(graph: onnx.GraphProto) -> None:
                 rename = {o: f"{o}__task{task}" for o in node.output if o}
                 del clone.output[:]
                 clone.output.extend(rename.get(o, o) for o in node.output)
-                _set_scope(clone, f"task{task}/{rest}")
+                set_node_scope(clone, str(own.in_task(task)))
                 for c in by_task[task]:
                     for k, name in enumerate(c.input):
                         if name in rename:
@@ -432,11 +431,12 @@ def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
     return clone
 
 
-def _scope_of(node: onnx.NodeProto) -> str:
+def node_scope(node: onnx.NodeProto) -> str:
+    """The scope text an ONNX node carries (`hwsim.scope.SCOPE_PROP`)."""
     return next((p.value for p in node.metadata_props if p.key == SCOPE_PROP), FALLBACK_SCOPE)
 
 
-def _set_scope(node: onnx.NodeProto, scope: str) -> None:
+def set_node_scope(node: onnx.NodeProto, scope: str) -> None:
     for p in node.metadata_props:
         if p.key == SCOPE_PROP:
             p.value = scope

@@ -37,7 +37,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .ir import Graph, Node, Role, Scope, Tensor
+from hwsim.scope import GRADIENT_PARTS, SCOPE_PROP, Scope
+
+from .ir import Graph, Node, Role, Tensor
 from .workload import UnsupportedOpError
 
 
@@ -49,10 +51,8 @@ class ModelError(ValueError):
 MAX_CONSTANT_ELEMENTS = 4096
 # Float initializers up to this size are constants (scalars, epsilons), not parameters.
 MAX_TINY_ELEMENTS = 16
-SCOPE_KEY = "hwsim.scope"
 _STANDARD_DOMAINS = ("", "ai.onnx")
 _SUBGRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-_GRADIENT_PARTS = ("backward", "meta_grad")
 
 _DTYPES: Mapping[int, str] = {
     TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64", TensorProto.FLOAT16: "float16",
@@ -342,7 +342,7 @@ def _build_graph(model: onnx.ModelProto, label: str) -> Graph:
         for o in node.output:
             if o:
                 roles[o] = (Role.CONSTANT if constant else
-                            Role.GRADIENT if scope.part in _GRADIENT_PARTS else Role.ACTIVATION)
+                            Role.GRADIENT if scope.part in GRADIENT_PARTS else Role.ACTIVATION)
         attrs = {a.name: _attr_value(a) for a in node.attribute}
         ir_nodes.append(Node(node.name, node.op_type, tuple(node.input), tuple(node.output),
                              attrs, scope))
@@ -416,7 +416,7 @@ _DEFAULT_SCOPES = {"forward": Scope("forward"), "other": Scope("other")}
 
 
 def _scope(node: onnx.NodeProto, default_part: str, label: str) -> Scope:
-    text = next((p.value for p in node.metadata_props if p.key == SCOPE_KEY), None)
+    text = next((p.value for p in node.metadata_props if p.key == SCOPE_PROP), None)
     if text is None:
         return _DEFAULT_SCOPES[default_part]
     try:

@@ -16,10 +16,11 @@ A dimension that cannot be resolved to an integer is an error, never a guess.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Iterator, Mapping
+
+from hwsim.scope import Scope
 
 
 class Role(str, Enum):
@@ -52,61 +53,6 @@ class Tensor:
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
-
-
-# Parts of a meta-learning step that a node can belong to. The exporter writes a scope string
-# such as "task3/inner1/backward" on every node; `Scope.parse` reads it back.
-PARTS = (
-    "forward",        # inference / support forward pass
-    "loss",           # loss of an inner step
-    "backward",       # gradient of an inner-step loss
-    "update",         # inner-loop (fast-weight) update
-    "query",          # query forward pass and loss after adaptation
-    "meta_grad",      # gradient of the query loss w.r.t. the meta-parameters
-    "meta_reduce",    # reduction of task meta-gradients over the meta-batch
-    "outer_update",   # optimizer update of the meta-parameters
-    "other",          # anything the exporter could not attribute more precisely
-)
-
-_SCOPE_RE = re.compile(r"^(?:task(?P<task>\d+)/)?(?:inner(?P<step>\d+)/)?(?P<part>[a-z_]+)$")
-
-
-@dataclass(frozen=True, order=True)
-class Scope:
-    """Where a node belongs in the meta-learning step. `task`/`inner_step` are None when the
-    node is shared by all tasks (outer update) or outside the inner loop (query, meta-grad)."""
-
-    part: str = "other"
-    task: int | None = None
-    inner_step: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.part not in PARTS:
-            raise ValueError(f"unknown scope part {self.part!r}; allowed: {', '.join(PARTS)}")
-
-    @classmethod
-    def parse(cls, text: str) -> "Scope":
-        m = _SCOPE_RE.match(text.strip())
-        if not m or m["part"] not in PARTS:
-            raise ValueError(f"malformed scope {text!r}; expected [taskJ/][innerI/]PART with PART in {PARTS}")
-        return cls(
-            part=m["part"],
-            task=int(m["task"]) if m["task"] is not None else None,
-            inner_step=int(m["step"]) if m["step"] is not None else None,
-        )
-
-    def __str__(self) -> str:
-        s = self.part
-        if self.inner_step is not None:
-            s = f"inner{self.inner_step}/{s}"
-        if self.task is not None:
-            s = f"task{self.task}/{s}"
-        return s
-
-    @property
-    def phase_part(self) -> str:
-        """Label used for per-phase breakdowns: 'inner1/backward', 'query', 'outer_update'."""
-        return self.part if self.inner_step is None else f"inner{self.inner_step}/{self.part}"
 
 
 @dataclass(frozen=True)

@@ -8,30 +8,17 @@ converts to plain dicts / JSON and to pandas DataFrames.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .energy import Price, action_price, component_of
+from .scope import phase_part
 
 if TYPE_CHECKING:  # pandas is imported lazily: the engine does not need it
     import pandas as pd
 
     from .program import Program
-
-_TASK_PREFIX = re.compile(r"^task\d+/")
-
-
-def phase_part(scope: str) -> str:
-    """'task3/inner1/backward' -> 'inner1/backward' (the per-phase breakdown key)."""
-    return _TASK_PREFIX.sub("", scope)
-
-
-def task_of(scope: str) -> int | None:
-    m = re.match(r"^task(\d+)/", scope)
-    return int(m.group(1)) if m else None
-
 
 @dataclass(frozen=True)
 class ActionRow:

@@ -10,7 +10,7 @@ import pytest
 from algorithms import ALGORITHMS
 from algorithms.export import (PhaseSpec, SpecError, export_phase, save_phase, verify_export)
 from algorithms.trace import SCOPE_PROP
-from compiler.ir import Scope
+from hwsim.scope import Scope
 
 PHASES = ("infer", "adapt", "meta_train")
 # Small specs keep the folder fast: k=2 and B=2 exercise every kind of scope.

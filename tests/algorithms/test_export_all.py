@@ -14,7 +14,7 @@ from algorithms import ALGORITHMS
 from algorithms.export import PhaseSpec, export_phase, verify_export
 from algorithms.phases import PhaseFunction
 from algorithms.trace import SCOPE_PROP, to_onnx
-from compiler.ir import Scope
+from hwsim.scope import Scope
 
 PHASES = ("infer", "adapt", "meta_train")
 SINE = dict(backbone="sine_mlp", way=1, shot=3, query=3, inner_steps=2, meta_batch=2)

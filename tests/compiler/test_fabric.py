@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from algorithms.export import PhaseSpec, export_phase
 from compiler.compile import compile_graph, compile_model
-from compiler.ir import Graph, Node, Role, Scope, Tensor
+from compiler.ir import Graph, Node, Role, Tensor
+from hwsim.scope import Scope
 from compiler.lowering.fabric import (CHUNKS, FabricFitError, chunk_items, finn_bram18, finn_uram,
                                       fpgaconvnet_pipelined_cycles, fpgaconvnet_sequential_seconds,
                                       mvau_cycles, plan_fpga)

@@ -8,7 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.frontend import ModelError, load_graph
-from compiler.ir import Role, Scope
+from compiler.ir import Role
+from hwsim.scope import Scope
 from compiler.workload import UnsupportedOpError, graph_workloads
 
 from .graphs import FIXTURES, conv4_hand, one_node

@@ -2,7 +2,8 @@
 
 import pytest
 
-from compiler.ir import Graph, Node, Role, Scope, Tensor
+from compiler.ir import Graph, Node, Role, Tensor
+from hwsim.scope import Scope
 from compiler.lowering import LoweringError
 from compiler.lowering.npu import compulsory_dram_bytes, lower_npu
 from compiler.workload import Kind, Workload

@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.ir import Graph, Node, Role, Scope, Tensor
+from compiler.ir import Graph, Node, Role, Tensor
+from hwsim.scope import Scope
 from compiler.lowering.npu import compulsory_dram_bytes, lower_npu
 from compiler.workload import graph_workloads
 from hwsim.config import parse_hardware
