@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/hwsim demo --out out/demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

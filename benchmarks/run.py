@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from algorithms.export import PhaseSpec, export_phase  # noqa: E402
-from compiler.compile import compile_model  # noqa: E402
+from compiler.compile import front_end, lower  # noqa: E402
+from hwsim import pipeline  # noqa: E402
 from hwsim.config import load_hardware  # noqa: E402
 from hwsim.energy import energy_table  # noqa: E402
 from hwsim.engine import simulate  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> int:
     rows: list[Row] = []
     for algo in ("maml", "fomaml"):
         for k in (1, 5):
-            spec = PhaseSpec(algo, "meta_train", inner_steps=k, meta_batch=25)
+            spec = PhaseSpec(algorithm=algo, phase="meta_train", inner_steps=k, meta_batch=25)
             print(f"[bench] export {algo} meta_train B=25 k={k} ...", file=sys.stderr, flush=True)
             cold, warm, model = bench_export(spec, args.repeat)
             rows.append(bench_model(f"sinusoid {algo} meta_train B=25 k={k}", model, hw, args.repeat, cold, warm))
@@ -111,7 +112,7 @@ def main() -> int:
     rows.append(bench_model("Conv4-64 inference 1×1×28×28 (torch.onnx export)", CONV4, hw, args.repeat))
 
     # The heaviest training graph users ask about, on an NPU and on both fabrics.
-    spec = PhaseSpec("maml", "meta_train", backbone="conv4_64_28x28x1", way=5, shot=1, query=15,
+    spec = PhaseSpec(algorithm="maml", phase="meta_train", backbone="conv4_64_28x28x1", way=5, shot=1, query=15,
                      inner_steps=5, meta_batch=4)
     print("[bench] export MAML Conv4 5-way 1-shot k=5 B=4 ...", file=sys.stderr, flush=True)
     cold, warm, conv_model = bench_export(spec, args.repeat)

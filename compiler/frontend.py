@@ -37,13 +37,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from hwsim.errors import BadInput
 from hwsim.scope import GRADIENT_PARTS, SCOPE_PROP, Scope
 
 from .ir import Graph, Node, Role, Tensor
 from .workload import UnsupportedOpError
 
 
-class ModelError(ValueError):
+class ModelError(BadInput):
     """The file is not a model the compiler can read (one line: which file / tensor / node, what)."""
 
 

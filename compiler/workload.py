@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Mapping
 
+from hwsim.errors import BadInput
+
 from .ir import Graph, Node
 
 
@@ -46,7 +48,7 @@ class Workload:
         return 2 * self.macs + self.flops
 
 
-class UnsupportedOpError(ValueError):
+class UnsupportedOpError(BadInput):
     """An op type (or an attribute combination) has no workload rule."""
 
     def __init__(self, op_type: str, node: str, detail: str = "") -> None:

@@ -28,11 +28,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .config import load_hardware, parse_hardware
+from .errors import BadInput
 
 MAX_POINTS = 10_000
 
 
-class SweepError(ValueError):
+class SweepError(BadInput):
     """A sweep space that cannot be run (bad YAML, unknown field, empty grid, too many points)."""
 
 
@@ -124,23 +125,16 @@ class _Job:
     index: int
     point: dict[str, Any]
     hw_yaml: str
-    models: tuple[tuple[str, bytes], ...]   # (label, serialized ONNX)
+    models: tuple[tuple[str, Any], ...]   # (label, pipeline front end: hardware-independent, done once)
 
 
 def _run_job(job: _Job) -> list[dict[str, Any]]:
-    # Wiring layers here is the point of this module (with the CLI): compile + simulate.
-    import onnx
-
-    from compiler.compile import compile_model
-    from hwsim.energy import energy_table
-    from hwsim.engine import simulate
+    from . import pipeline
 
     hw = parse_hardware(job.hw_yaml)
     rows = []
-    for label, blob in job.models:
-        compiled = compile_model(onnx.load_from_string(blob), hw)
-        r = simulate(compiled.program, energy_table=energy_table(hw),
-                     static_power_mw=hw.technology.static_power_mw)
+    for label, front in job.models:
+        r = pipeline.simulate(front, hw).result
         util = r.utilization()
         rows.append({"point": job.index, **job.point, "model": label, "cycles": r.cycles,
                      "seconds": r.seconds, "energy_pj": r.energy_pj, "macs": r.macs,
@@ -150,8 +144,21 @@ def _run_job(job: _Job) -> list[dict[str, Any]]:
     return rows
 
 
-def run_sweep(space: Space, space_dir: Path, *, workers: int, export) -> list[dict[str, Any]]:
-    """All points × models, sorted by point then model. `export(ModelRef) -> ModelProto`."""
+def model_spec(ref: ModelRef):
+    """The PhaseSpec a space's model entry names."""
+    from algorithms.export import PhaseSpec
+
+    return PhaseSpec(algorithm=ref.algo, phase=ref.phase, backbone=ref.backbone, way=ref.way,
+                     shot=ref.shot, query=ref.query, inner_steps=ref.inner_steps,
+                     meta_batch=ref.meta_batch, inner_lr=ref.inner_lr, seed=ref.seed)
+
+
+def run_sweep(space: Space, space_dir: Path, *, workers: int, export=None) -> list[dict[str, Any]]:
+    """All points × models, sorted by point then model. Each model is exported (`export(ModelRef)
+    -> ModelProto`, by default the cached exporter) and run through the front end once; points
+    only lower and simulate it."""
+    from . import pipeline
+
     base = load_hardware(space.base if not space.base.endswith((".yaml", ".yml"))
                          else space_dir / space.base)
     base_data = json.loads(base.model_dump_json())
@@ -161,9 +168,10 @@ def run_sweep(space: Space, space_dir: Path, *, workers: int, export) -> list[di
             path = space_dir / ref.onnx
             if not path.is_file():
                 raise SweepError(f"models.{i}.onnx: no such file {str(path)!r}")
-            models.append((ref.label, path.read_bytes()))
+            models.append((ref.label, pipeline.prepare(path)))
         else:
-            models.append((ref.label, export(ref).SerializeToString()))
+            onnx_model = export(ref) if export is not None else pipeline.export(model_spec(ref))
+            models.append((ref.label, pipeline.prepare(onnx_model)))
     jobs = [_Job(i, p, yaml.safe_dump(json.loads(point_config(base_data, p, "space").model_dump_json())),
                  tuple(models))
             for i, p in enumerate(space.points())]

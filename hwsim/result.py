@@ -12,7 +12,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .energy import Price, action_price, component_of
+from .energy import action_price, component_of
+from .technology import Price
 from .scope import phase_part
 
 if TYPE_CHECKING:  # pandas is imported lazily: the engine does not need it

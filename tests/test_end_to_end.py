@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler.compile import compile_model
+from hwsim import pipeline
 from compiler.lowering.npu import compulsory_dram_bytes
 from hwsim.config import load_hardware, parse_hardware
 from hwsim.energy import energy_table
-from hwsim.engine import simulate
 
 DATA = Path(__file__).resolve().parent / "data" / "compiler"
 GRAPHS = ["conv4_infer_torch", "conv4_train", "sine_maml", "sine_fomaml"]
@@ -47,9 +46,8 @@ def machines():
 
 
 def run(name, hw):
-    compiled = compile_model(DATA / f"{name}.onnx", hw)
-    return compiled, simulate(compiled.program, energy_table=energy_table(hw),
-                              static_power_mw=hw.technology.static_power_mw)
+    r = pipeline.simulate(DATA / f"{name}.onnx", hw)
+    return r.model, r.result
 
 
 @pytest.mark.parametrize("name", GRAPHS)
@@ -101,7 +99,7 @@ def exported(tmp_path_factory):
     from algorithms.export import PhaseSpec, export_phase
 
     cache = tmp_path_factory.mktemp("exports")
-    return {(a, p): export_phase(PhaseSpec(a, p, inner_steps=2, meta_batch=2 if p == "meta_train" else 1),
+    return {(a, p): export_phase(PhaseSpec(algorithm=a, phase=p, inner_steps=2, meta_batch=2 if p == "meta_train" else 1),
                                  cache_dir=cache)
             for a in ("maml", "fomaml") for p in ("infer", "adapt", "meta_train")}
 
@@ -110,8 +108,8 @@ def test_exported_phases_simulate_within_bounds_and_per_part(exported):
     hw = load_hardware("edge-npu")
     prices = energy_table(hw)
     for (algo, phase), model in exported.items():
-        compiled = compile_model(model, hw)
-        r = simulate(compiled.program, energy_table=prices, static_power_mw=hw.technology.static_power_mw)
+        run = pipeline.simulate(model, hw)
+        compiled, r = run.model, run.result
         comp = compulsory_dram_bytes(compiled.graph)
         assert r.cycles >= max(compiled.macs / hw.peak_macs_per_cycle, comp / hw.dram_bytes_per_cycle)
         assert r.energy_pj >= compiled.macs * prices["mac.float32"].pj + comp * prices["dram.read"].pj
@@ -127,8 +125,7 @@ def test_second_order_costs_more_than_first_order(exported):
     hw = load_hardware("edge-npu")
     cost = {}
     for algo in ("maml", "fomaml"):
-        compiled = compile_model(exported[(algo, "meta_train")], hw)
-        r = simulate(compiled.program, energy_table=energy_table(hw))
+        r = pipeline.simulate(exported[(algo, "meta_train")], hw).result
         meta = sum(p["macs"] for p in r.phase_breakdown() if p["phase_part"] == "meta_grad")
         cost[algo] = (r.cycles, r.energy_pj, meta)
     assert all(m > f for m, f in zip(cost["maml"], cost["fomaml"]))

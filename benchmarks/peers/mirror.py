@@ -2,8 +2,8 @@
 
 Used by the golden scripts, the speed benchmark (`speed.py`) and the validation tests
 (`tests/compiler/test_validation_peers.py`), so the three agree on what "the same layer on the same
-hardware" means. Everything goes through hwsim's public entry points: `compile_model`,
-`simulate`, `parse_hardware`, `energy_table`.
+hardware" means. Everything goes through hwsim's public entry points: `hwsim.pipeline`,
+`parse_hardware`, `energy_table`.
 
 Units. SCALE-Sim counts 1-byte words; hwsim counts bytes of the ONNX tensors, which are float32
 here (ONNX Conv has no 8-bit form). Sizes and bandwidths given in SCALE-Sim words are therefore
@@ -140,15 +140,14 @@ def run_hwsim(model: ModelProto, hw, prices=None) -> HwsimLayer:
     hardware's own energy table)."""
     import time
 
-    from compiler.compile import compile_model
-    from hwsim.energy import energy_table
-    from hwsim.engine import simulate
+    from hwsim import pipeline
 
     t0 = time.perf_counter()
-    compiled = compile_model(model, hw)
+    front = pipeline.prepare(model)
     t1 = time.perf_counter()
-    result = simulate(compiled.program, energy_table=prices if prices is not None else energy_table(hw),
-                      static_power_mw=0.0)
+    result = pipeline.simulate(front, hw).result   # the mirrored configs have no static power
+    if prices is not None:
+        result = result.repriced(prices)
     t2 = time.perf_counter()
     compute_actions: dict[str, float] = {}
     for a in result.actions:
@@ -209,7 +208,7 @@ def scalesim_user(row: Mapping[str, str], *, addresses: bool = True):
 def zigzag_prices(row: Mapping[str, str]):
     """The energy table a ZigZag golden row was generated with, as hwsim prices (per MAC and per
     byte; PE registers, which hwsim does not model, cost 0 in ZigZag)."""
-    from hwsim.energy import Price
+    from hwsim.technology import Price
 
     src = "ZigZag golden constants (tests/data/zigzag/goldens.csv)"
     mac, gb, dram = (float(row[k]) for k in ("mac_pj", "gb_pj_per_byte", "dram_pj_per_byte"))

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from hwsim.fabric import BRAM18_BYTES, CGRA, FPGA, URAM_BYTES
+from hwsim.config import CGRA, FPGA
+from hwsim.technology import BRAM18_BYTES, URAM_BYTES
 from hwsim.program import Program, ResourceSpec, Task, TaskKind
 
 from ..ir import DTYPE_BYTES, Graph, Node
 from ..workload import Kind, Workload
-from . import LoweringError
+from . import LOWERINGS, LoweringError
 from .gemm import as_gemm, compute_dtype
 
 NOT_MODELLED = [
@@ -57,10 +58,12 @@ class FabricFitError(LoweringError):
     """A node that does not fit the fabric even at minimum parallelism (names the resource and by how much)."""
 
 
+@LOWERINGS.register("fpga")
 def lower_fpga(graph: Graph, workloads: dict[str, Workload], hw: FPGA) -> Program:
     return _Builder(graph, workloads, hw, plan_fpga(graph, workloads, hw)).build()
 
 
+@LOWERINGS.register("cgra")
 def lower_cgra(graph: Graph, workloads: dict[str, Workload], hw: CGRA) -> Program:
     return _Builder(graph, workloads, hw, plan_cgra(graph, workloads, hw)).build()
 

@@ -39,7 +39,7 @@ from hwsim.program import Program, ResourceSpec, Task, TaskKind
 
 from ..ir import DTYPE_BYTES, Graph, Node, Role
 from ..workload import Kind, Workload
-from . import LoweringError
+from . import LOWERINGS, LoweringError
 from .gemm import as_gemm, compute_dtype
 from .systolic import gemm_cost
 
@@ -57,6 +57,7 @@ NOT_MODELLED = [
 
 
 
+@LOWERINGS.register("npu")
 def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU) -> Program:
     builder = _Builder(graph, workloads, hw)
     for node in graph.nodes:

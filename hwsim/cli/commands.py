@@ -1,5 +1,6 @@
-"""The `hwsim` sub-commands. Each is a short chain of stages: export -> compile -> simulate ->
-report. This module (with `hwsim.dse`) is where the layers are wired together."""
+"""`hwsim export | simulate | compare | demo`. Each is a short chain of `hwsim.pipeline` stages:
+export -> front end -> lower + simulate + price -> report. Outputs are checked before the work
+starts and written when it is done."""
 
 from __future__ import annotations
 
@@ -7,43 +8,86 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import onnx
+from ..files import check_output, check_output_dir, write_atomic
+from . import UsageError
 
-from algorithms.export import PhaseSpec, export_phase
-from compiler.compile import Compiled, compile_model
-from hwsim.config import NPU, load_hardware
-from hwsim.energy import energy_table
-from hwsim.engine import simulate as run_program
-from hwsim.files import write_atomic
-from hwsim.result import SimResult
-from reports.compare import Run, comparison_markdown, phases_frame, totals_frame
-from reports.fabric import configuration_table
-from reports.tables import phase_table, summary_table
-from reports.trace import perfetto_trace
+if TYPE_CHECKING:
+    from algorithms.spec import PhaseSpec
+    from reports.compare import Run
 
-from . import UsageError, default_cache_dir
+    from ..config import HardwareConfig
 
 
-def simulate_compiled(compiled: Compiled, hw: NPU) -> SimResult:
-    return run_program(compiled.program, static_power_mw=hw.technology.static_power_mw,
-                       energy_table=energy_table(hw))
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export one phase of a meta-learning algorithm to ONNX")
+    _spec_args(p)
+    p.add_argument("--phase", default="meta_train", help="infer, adapt or meta_train")
+    p.add_argument("-o", "--output", required=True, type=Path, help="ONNX file to write")
+    p.add_argument("--no-cache", action="store_true", help="re-export even if cached")
+    p.set_defaults(run=export)
+
+    p = sub.add_parser("simulate", help="compile an ONNX model onto hardware and simulate it")
+    p.add_argument("model", type=Path, help="ONNX file")
+    p.add_argument("--hw", default="edge-npu", help="preset name or YAML file")
+    p.add_argument("--json", type=Path, help="write the full SimResult as JSON")
+    p.add_argument("--no-timeline", action="store_true", help="leave the event timeline out of --json")
+    p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the timeline")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of a symbolic input dimension (repeatable)")
+    p.set_defaults(run=simulate)
+
+    p = sub.add_parser("compare", help="several algorithms x hardware targets, phase by phase")
+    _spec_args(p)
+    p.add_argument("--algos", default="maml,fomaml", help="comma-separated algorithms")
+    p.add_argument("--phases", default="infer,adapt,meta_train", help="comma-separated phases")
+    p.add_argument("--hw", default="edge-npu", help="comma-separated presets or YAML files")
+    p.add_argument("--report", type=Path, required=True, help="output folder (report.md, CSVs)")
+    p.set_defaults(run=compare)
+
+    p = sub.add_parser("demo", help="MAML vs FOMAML on the sinusoid task, every phase, on edge-npu")
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--hw", default="edge-npu")
+    p.add_argument("--meta-batch", type=int, default=25)
+    p.add_argument("--inner-steps", type=int, default=1, help="k (the paper meta-trains the sinusoid with 1)")
+    p.set_defaults(run=demo)
 
 
-def _spec(args: argparse.Namespace, phase: str) -> PhaseSpec:
-    return PhaseSpec(algorithm=args.algo, phase=phase, backbone=args.backbone, way=args.way,
-                     shot=args.shot, query=args.query, inner_steps=args.inner_steps,
-                     meta_batch=args.meta_batch if phase == "meta_train" else 1,
-                     inner_lr=args.inner_lr, seed=args.seed)
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algo", default="maml", help="algorithm (maml, fomaml, reptile, metasgd, protonet, metalstm, anil)")
+    p.add_argument("--backbone", default="sine_mlp", help="sine_mlp or conv4_{32,64}_{28x28x1,84x84x3}")
+    p.add_argument("--way", type=int, default=1, help="classes per task (1 for regression)")
+    p.add_argument("--shot", type=int, default=10, help="support examples per class (K)")
+    p.add_argument("--query", type=int, default=10, help="query examples per class")
+    p.add_argument("--inner-steps", type=int, default=1, help="inner-loop steps k")
+    p.add_argument("--inner-lr", type=float, default=0.01, help="inner-loop learning rate α")
+    p.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-batch B (meta_train)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+# The spec fields the command line sets (`_spec_args`), by PhaseSpec field name.
+SPEC_FIELDS = ("backbone", "way", "shot", "query", "inner_steps", "inner_lr", "meta_batch", "seed")
+
+
+def phase_spec(fields: dict[str, Any], algorithm: str, phase: str) -> "PhaseSpec":
+    """The one place the CLI builds a PhaseSpec (the meta-batch only matters for meta_train)."""
+    from algorithms.export import PhaseSpec
+
+    values = {k: fields[k] for k in SPEC_FIELDS if k in fields}
+    if phase != "meta_train":
+        values["meta_batch"] = 1
+    return PhaseSpec(algorithm=algorithm, phase=phase, **values)
 
 
 # ---- export -------------------------------------------------------------------------------------
 
 def export(args: argparse.Namespace) -> int:
-    spec = _spec(args, args.phase)
-    if args.output.exists() and args.output.is_dir():
-        raise UsageError(f"-o {args.output}: is a directory; give an .onnx file path")
-    model = export_phase(spec, cache_dir=None if args.no_cache else default_cache_dir())
+    from .. import pipeline
+
+    spec = phase_spec(vars(args), args.algo, args.phase)
+    check_output(args.output, "-o")
+    model = pipeline.export(spec, use_cache=not args.no_cache)
     write_atomic(args.output, model.SerializeToString())
     print(f"wrote {args.output}: {spec.algorithm} {spec.phase}, {len(model.graph.node)} nodes")
     return 0
@@ -51,27 +95,36 @@ def export(args: argparse.Namespace) -> int:
 
 # ---- simulate -----------------------------------------------------------------------------------
 
-def _dims(pairs: list[str]) -> dict[str, int]:
+def parse_dims(pairs: list[str]) -> dict[str, int]:
     dims = {}
     for p in pairs:
         name, sep, value = p.partition("=")
-        if not sep or not name or not value.isdigit() or int(value) < 1:
-            raise UsageError(f"--dim {p!r}: expected NAME=VALUE with an integer VALUE >= 1")
+        if not sep or not name or not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1 << 31:
+            raise UsageError(f"--dim {p!r}: expected NAME=VALUE with an integer VALUE from 1 to {1 << 31}")
         dims[name] = int(value)
     return dims
 
 
 def simulate(args: argparse.Namespace) -> int:
+    from reports.fabric import configuration_table
+    from reports.tables import phase_table, summary_table
+    from reports.trace import perfetto_trace
+
+    from .. import pipeline
+    from ..config import load_hardware
+
     if not args.model.is_file():
         raise UsageError(f"{args.model}: no such file (expected an ONNX model)")
+    for out, flag in ((args.json, "--json"), (args.trace, "--trace")):
+        if out is not None:
+            check_output(out, flag)
     hw = load_hardware(args.hw)
-    compiled = compile_model(args.model, hw, dims=_dims(args.dim))
-    result = simulate_compiled(compiled, hw)
-    print(f"{args.model}  ({compiled.graph.metadata.get('algorithm', 'model')} "
-          f"{compiled.graph.metadata.get('phase', '')}, {len(compiled.graph.nodes)} nodes, "
-          f"{len(compiled.program.tasks)} tasks)")
+    run = pipeline.simulate(pipeline.prepare(args.model, dims=parse_dims(args.dim)), hw)
+    result, graph = run.result, run.model.graph
+    print(f"{args.model}  ({graph.metadata.get('algorithm', 'model')} "
+          f"{graph.metadata.get('phase', '')}, {len(graph.nodes)} nodes, {len(run.program.tasks)} tasks)")
     print(summary_table(result))
-    if compiled.graph.metadata.get("phase"):
+    if graph.metadata.get("phase"):
         print()
         print(phase_table(result))
     if "fabric.configurations" in result.metadata:
@@ -86,53 +139,44 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- demo ---------------------------------------------------------------------------------------
+# ---- compare and demo ---------------------------------------------------------------------------
 
 DEMO_ALGORITHMS = ("maml", "fomaml")
 DEMO_PHASES = ("infer", "adapt", "meta_train")
 
 
-@dataclass
-class _DemoArgs:
-    algo: str
-    inner_steps: int
-    meta_batch: int
-    backbone: str = "sine_mlp"
-    way: int = 1
-    shot: int = 10     # K = 10 (Finn et al. 2017, sinusoid)
-    query: int = 10
-    inner_lr: float = 0.01  # α = 0.01 (Finn et al. 2017, sinusoid)
-    seed: int = 0
+def run_matrix(label: str, specs: dict[tuple[str, str], "PhaseSpec"], hws: list["HardwareConfig"],
+               out: Path) -> tuple[list["Run"], dict[Path, bytes | str]]:
+    """Export each (algorithm, phase) once and run its front end once, then lower and simulate
+    it on every target. Returns the runs and the files to write (nothing is written here)."""
+    from reports.compare import Run
 
+    from .. import pipeline
+    from ..files import safe_name
 
-def _run_matrix(label: str, base: argparse.Namespace, algos: list[str], phases: list[str],
-                hws: list, out: Path) -> tuple[list[Run], dict[Path, bytes | str]]:
-    """Export each (algorithm, phase) once, then compile and simulate it on every target."""
     runs: list[Run] = []
     files: dict[Path, bytes | str] = {}
-    specs = [(algo, phase, _spec(_with_algo(base, algo), phase)) for algo in algos for phase in phases]
-    for algo, phase, spec in specs:
+    for (algo, phase), spec in specs.items():
         print(f"[{label}] {algo:8s} {phase:10s} export ...", end="", flush=True, file=sys.stderr)
-        model = export_phase(spec, cache_dir=default_cache_dir())
+        model = pipeline.export(spec)
         print(f" {len(model.graph.node)} nodes", file=sys.stderr)
-        files[out / "models" / f"{algo}_{phase}.onnx"] = model.SerializeToString()
+        files[out / "models" / f"{safe_name(algo)}_{safe_name(phase)}.onnx"] = model.SerializeToString()
+        front = pipeline.prepare(model)
         for hw in hws:
-            compiled = compile_model(model, hw)
-            result = simulate_compiled(compiled, hw)
-            print(f"[{label}]   on {hw.name}: {len(compiled.program.tasks)} tasks, "
-                  f"{result.cycles:,.0f} cycles", file=sys.stderr)
-            runs.append(Run(algo, phase, result, {"inner_steps": str(spec.inner_steps),
-                                                  "meta_batch": str(spec.meta_batch)}))
-            files[out / "results" / f"{algo}_{phase}_{hw.name}.json"] = result.to_json(timeline=False)
+            run = pipeline.simulate(front, hw)
+            print(f"[{label}]   on {hw.name}: {len(run.program.tasks)} tasks, "
+                  f"{run.result.cycles:,.0f} cycles", file=sys.stderr)
+            runs.append(Run(algo, phase, run.result, {"inner_steps": str(spec.inner_steps),
+                                                      "meta_batch": str(spec.meta_batch)}))
+            name = f"{safe_name(algo)}_{safe_name(phase)}_{safe_name(hw.name)}.json"
+            files[out / "results" / name] = run.result.to_json(timeline=False)
     return runs, files
 
 
-def _with_algo(base: argparse.Namespace, algo: str) -> argparse.Namespace:
-    return argparse.Namespace(**{**vars(base), "algo": algo})
-
-
-def _write_report(out: Path, runs: list[Run], files: dict[Path, bytes | str], title: str,
+def _write_report(out: Path, runs: list["Run"], files: dict[Path, bytes | str], title: str,
                   notes: list[str]) -> None:
+    from reports.compare import comparison_markdown, phases_frame, totals_frame
+
     files[out / "comparison.csv"] = phases_frame(runs).to_csv(index=False)
     files[out / "totals.csv"] = totals_frame(runs).to_csv(index=False)
     files[out / "report.md"] = comparison_markdown(runs, title=title, notes=notes)
@@ -149,13 +193,28 @@ def _names(text: str, what: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _unique_targets(hws: list["HardwareConfig"]) -> None:
+    from ..files import safe_name
+
+    seen: dict[str, str] = {}
+    for hw in hws:
+        key = safe_name(hw.name)
+        if key in seen:
+            raise UsageError(f"--hw: two targets are named {hw.name!r} (and {seen[key]!r}); "
+                             "give each config its own name")
+        seen[key] = hw.name
+
+
 def compare(args: argparse.Namespace) -> int:
+    from ..config import load_hardware
+
     algos, phases = _names(args.algos, "algos"), _names(args.phases, "phases")
+    check_output_dir(args.report, "--report")
     hws = [load_hardware(h) for h in _names(args.hw, "hw")]
-    for algo in algos:  # validate every spec before the first (slow) export
-        for phase in phases:
-            _spec(_with_algo(args, algo), phase)
-    runs, files = _run_matrix("compare", args, algos, phases, hws, args.report)
+    _unique_targets(hws)
+    # every spec is validated before the first (slow) export
+    specs = {(algo, phase): phase_spec(vars(args), algo, phase) for algo in algos for phase in phases}
+    runs, files = run_matrix("compare", specs, hws, args.report)
     notes = [f"{', '.join(algos)} × {', '.join(phases)} on {', '.join(h.name for h in hws)}; "
              f"backbone {args.backbone}, way {args.way}, shot {args.shot}, query {args.query}, "
              f"k={args.inner_steps}, α={args.inner_lr}, meta-batch {args.meta_batch}, seed {args.seed}.",
@@ -164,17 +223,30 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class DemoSetting:
+    """The sinusoid setup of Finn et al. (2017): K = 10 support and 10 query points, α = 0.01."""
+
+    backbone: str = "sine_mlp"
+    way: int = 1
+    shot: int = 10
+    query: int = 10
+    inner_lr: float = 0.01
+
+
 def demo(args: argparse.Namespace) -> int:
+    from ..config import load_hardware
+
+    check_output_dir(args.out, "--out")
     hw = load_hardware(args.hw)
-    out: Path = args.out
-    base = _DemoArgs("maml", args.inner_steps, args.meta_batch)
-    runs, files = _run_matrix("demo", argparse.Namespace(**vars(base)), list(DEMO_ALGORITHMS),
-                              list(DEMO_PHASES), [hw], out)
+    fields = {**vars(DemoSetting()), "inner_steps": args.inner_steps, "meta_batch": args.meta_batch, "seed": 0}
+    specs = {(a, p): phase_spec(fields, a, p) for a in DEMO_ALGORITHMS for p in DEMO_PHASES}
+    runs, files = run_matrix("demo", specs, [hw], args.out)
     notes = [f"Sinusoid regression (Finn et al. 2017): MLP 1-40-40-1 ReLU, K=10 support and 10 query "
              f"points, α=0.01, {args.inner_steps} inner step(s); meta_train with a meta-batch of "
              f"{args.meta_batch} tasks and an Adam outer update; fp32.",
              f"Hardware: {hw.name} — {hw.description}.",
              "Produced by `hwsim demo`; every number comes from the exported ONNX graphs simulated by "
              "the SimPy engine."]
-    _write_report(out, runs, files, "MAML vs FOMAML on the sinusoid task", notes)
+    _write_report(args.out, runs, files, "MAML vs FOMAML on the sinusoid task", notes)
     return 0

@@ -8,12 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from algorithms.export import PhaseSpec, export_phase
-from hwsim.dse import ModelRef, load_space, pareto, run_sweep
-from hwsim.files import write_atomic
-from reports.html import sweep_html
-
-from . import UsageError, default_cache_dir
+from ..files import check_output, check_output_dir, write_atomic
+from . import UsageError
 
 
 def add_parsers(sub) -> None:
@@ -21,17 +17,12 @@ def add_parsers(sub) -> None:
     p.add_argument("space", type=Path, help="space YAML: base, models, grid")
     p.add_argument("--workers", type=int, default=1, help="local worker processes")
     p.add_argument("--store", type=Path, required=True, help="output folder (points.csv, pareto.csv)")
+    p.set_defaults(run=sweep)
 
     p = sub.add_parser("report", help="HTML report of a sweep store")
     p.add_argument("store", type=Path, help="folder written by `hwsim sweep`")
     p.add_argument("--html", type=Path, required=True, help="HTML file to write")
-
-
-def _export(ref: ModelRef):
-    spec = PhaseSpec(algorithm=ref.algo, phase=ref.phase, backbone=ref.backbone, way=ref.way,
-                     shot=ref.shot, query=ref.query, inner_steps=ref.inner_steps,
-                     meta_batch=ref.meta_batch, inner_lr=ref.inner_lr, seed=ref.seed)
-    return export_phase(spec, cache_dir=default_cache_dir())
+    p.set_defaults(run=report)
 
 
 def _csv(rows: list[dict]) -> str:
@@ -46,12 +37,15 @@ def _csv(rows: list[dict]) -> str:
 
 
 def sweep(args: argparse.Namespace) -> int:
+    from ..dse import load_space, pareto, run_sweep
+
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: must be >= 1")
     if not args.space.is_file():
         raise UsageError(f"{args.space}: no such file (expected a sweep space YAML)")
+    check_output_dir(args.store, "--store")
     space = load_space(args.space)
-    rows = run_sweep(space, args.space.parent, workers=args.workers, export=_export)
+    rows = run_sweep(space, args.space.parent, workers=args.workers)
     front = pareto(rows)
     write_atomic(args.store / "points.csv", _csv(rows))
     write_atomic(args.store / "pareto.csv", _csv(front))
@@ -79,10 +73,13 @@ def _number(text: str):
 
 
 def report(args: argparse.Namespace) -> int:
+    from reports.html import sweep_html
+
     points, front = args.store / "points.csv", args.store / "pareto.csv"
     if not points.is_file() or not front.is_file():
         raise UsageError(f"{args.store}: not a sweep store (expected points.csv and pareto.csv "
                          "written by `hwsim sweep`)")
+    check_output(args.html, "--html")
     rows, best = _read_rows(points), _read_rows(front)
     missing = {"model", "seconds", "energy_pj"} - set(rows[0] if rows else {})
     if missing:

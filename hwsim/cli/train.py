@@ -65,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write the results as JSON")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (results are "
                    "reproducible bit for bit at a fixed thread count)")
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from algorithms.export import PhaseSpec, export_phase
-from compiler.compile import compile_graph, compile_model
+from compiler.compile import compile_model
 from compiler.ir import Graph, Node, Role, Tensor
 from hwsim.scope import Scope
 from compiler.lowering.fabric import (CHUNKS, FabricFitError, chunk_items, finn_bram18, finn_uram,
@@ -18,7 +18,7 @@ from compiler.lowering.fabric import (CHUNKS, FabricFitError, chunk_items, finn_
 from compiler.lowering import LoweringError
 from compiler.lowering.npu import compulsory_dram_bytes
 from compiler.workload import graph_workloads
-from hwsim.cli import default_cache_dir
+from hwsim.pipeline import default_cache_dir
 from hwsim.config import load_hardware, parse_hardware
 from hwsim.energy import energy_table
 from hwsim.engine import simulate
@@ -67,7 +67,7 @@ def chain(ops, n=4, d=16, weights=(), phase=None):
 
 
 def run(g, hw):
-    compiled = compile_graph(g, hw)
+    compiled = compile_model(g, hw)
     return compiled, simulate(compiled.program, energy_table=energy_table(hw),
                               static_power_mw=hw.technology.static_power_mw)
 
@@ -207,7 +207,7 @@ def test_chunks_start_with_one_item_and_cover_all():
 def test_a_layer_that_cannot_fit_names_resource_and_shortfall():
     g, wl = chain(["mm4096"], n=8192, d=2048)
     with pytest.raises(FabricFitError) as e:
-        compile_graph(g, load_hardware("zcu102-like"))
+        compile_model(g, load_hardware("zcu102-like"))
     msg = str(e.value)
     assert "'n0'" in msg and "MatMul" in msg and "bram18" in msg and "short by" in msg
     assert isinstance(e.value, LoweringError) and isinstance(e.value, ValueError)
@@ -244,7 +244,7 @@ SMALL = dict(inner_steps=2, meta_batch=2, shot=5, query=5)
 
 @pytest.fixture(scope="module")
 def exported():
-    models = {f"{a}-{p}": export_phase(PhaseSpec(a, p, **SMALL), cache_dir=default_cache_dir())
+    models = {f"{a}-{p}": export_phase(PhaseSpec(algorithm=a, phase=p, **SMALL), cache_dir=default_cache_dir())
               for a in ("maml", "fomaml") for p in ("infer", "adapt", "meta_train")}
     for name in ("conv4_infer_torch", "conv4_train", "sine_maml", "sine_fomaml"):
         models[name] = DATA / f"{name}.onnx"
@@ -287,12 +287,12 @@ def test_lowering_is_deterministic(exported):
 def test_fabric_dram_transfers_interleave_over_channels():
     g, _ = chain(["mm64", "Relu"], n=64, d=64)
     hw = load_hardware("u250-like")                      # 4 DDR4 channels
-    prog = compile_graph(g, hw).program
+    prog = compile_model(g, hw).program
     assert prog.resources["dram"].striped
     widths = {t.name: t.width for t in prog.tasks if t.kind is TaskKind.TRANSFER}
     assert max(widths.values()) == hw.dram.channels      # a 16 KiB tensor spans every channel
     ports = hw.model_copy(update={"dram": hw.dram.model_copy(update={"interleave_bytes": None})})
-    single = compile_graph(g, ports).program
+    single = compile_model(g, ports).program
     assert not single.resources["dram"].striped
     assert all(t.width == 1 for t in single.tasks)
     assert simulate(prog).cycles <= simulate(single).cycles

@@ -3,7 +3,8 @@
 import pytest
 
 from hwsim.config import ConfigError, load_hardware, parse_hardware, presets
-from hwsim.energy import energy_table, sram_pj_per_byte
+from hwsim.energy import energy_table
+from hwsim.technology import sram_pj_per_byte
 
 EDGE = (
     "kind: npu\nname: t\nclock_mhz: 500\narray: {rows: 8, cols: 8}\nvector: {lanes: 8}\n"

@@ -5,7 +5,8 @@ import pytest
 
 from compiler.compile import compile_model
 from hwsim.config import ConfigError, load_hardware, parse_hardware, presets
-from hwsim.energy import DRAM_PJ_PER_BIT, EYERISS_ANCHOR_PJ, action_price, area, energy_table, node_factor
+from hwsim.energy import UnknownTable, action_price, area, energy_table
+from hwsim.technology import DRAM_PJ_PER_BIT, EYERISS_ANCHOR_PJ, node_factor
 from hwsim.engine import simulate
 from tests.hwsim.test_config import EDGE
 
@@ -90,7 +91,7 @@ def test_repricing_with_another_table_needs_no_resimulation(preset):
 
 
 def test_unknown_energy_table_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="horowitz45.*eyeriss|eyeriss.*horowitz45"):
+    with pytest.raises(UnknownTable, match="eyeriss.*horowitz45"):
         energy_table(parse_hardware(EDGE), "accelergy-99")
     with pytest.raises(ConfigError) as e:
         parse_hardware(EDGE + "technology: {energy_table: nope}\n", "hw.yaml")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hwsim.energy import Price
+from hwsim.technology import Price
 from hwsim.engine import simulate
 from hwsim.program import Program, ResourceSpec, Task, TaskKind
 

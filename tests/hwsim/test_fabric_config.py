@@ -5,7 +5,7 @@ import pytest
 
 from hwsim.config import ConfigError, load_hardware, parse_hardware, presets
 from hwsim.energy import energy_table
-from hwsim.fabric import CGRA, FPGA
+from hwsim.config import CGRA, FPGA
 
 FPGA_YAML = """kind: fpga
 name: t

@@ -1,6 +1,4 @@
-"""Reconfigurable fabrics: FPGA and CGRA hardware configs, and their energy tables.
-
-Two hardware kinds join the NPU in `hwsim.config` (registered with `register_kind`):
+"""Reconfigurable fabrics: FPGA and CGRA hardware configs.
 
 * `FPGA` (`kind: fpga`) — DSP, BRAM18, URAM, LUT and FF counts, a clock, external DRAM, a
   configuration port (ICAP class) and full / partial bitstream sizes. Per element type, the
@@ -9,7 +7,8 @@ Two hardware kinds join the NPU in `hwsim.config` (registered with `register_kin
   (slots per PE, bytes per context word, switch cycles and energy), a banked scratchpad, DRAM
   and a configuration port through which contexts are loaded.
 
-The lowering onto both is `compiler.lowering.fabric`; docs/fabric.md explains the model.
+The lowering onto both is `compiler.lowering.fabric`; docs/fabric.md explains the model; their
+energy tables (`fpga45`, `cgra45`) are in `hwsim.energy`.
 Units follow `hwsim.config`: `_mhz`, `_kib`, `_gbps` (GB/s), `_ns`, `_mw`, `_pj`.
 """
 
@@ -20,11 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .config import Clocked, Dram, Technology, _Strict, register_kind
-from .energy import H45_ADD, H45_DRAM_64B_PJ, H45_MULT, HOROWITZ, Price, register_table, sram_pj_per_byte
-
-BRAM18_BYTES = 18 * 1024 // 8      # one BRAM18: 18 Kib (UG573)
-URAM_BYTES = 288 * 1024 // 8       # one URAM288: 288 Kib (UG573)
+from .base import Clocked, Dram, Strict, Technology
 
 # Element types the lane tables know; other ONNX types are priced as their nearest class.
 LANE_DTYPE = {"float32": "float32", "float64": "float32", "float16": "float16", "bfloat16": "float16",
@@ -35,7 +30,7 @@ LANE_DTYPE = {"float32": "float32", "float64": "float32", "float16": "float16", 
 # ---- FPGA ---------------------------------------------------------------------------------------
 
 
-class FpgaResources(_Strict):
+class FpgaResources(Strict):
     """Device resources. BRAM is counted in BRAM18 halves (one BRAM36 = two BRAM18)."""
 
     dsp: Annotated[int, Field(ge=0, le=100_000)]
@@ -48,7 +43,7 @@ class FpgaResources(_Strict):
         return {"dsp": self.dsp, "bram18": self.bram18, "uram": self.uram, "lut": self.lut, "ff": self.ff}
 
 
-class LaneCost(_Strict):
+class LaneCost(Strict):
     """Resources of one lane of one element type: a MAC lane (multiply + accumulate, the
     matrix-vector units) and an ALU lane (one add / compare / select per cycle, every other op).
     A move lane (copies, gathers) costs `lut_per_move` LUTs and as many FFs."""
@@ -86,7 +81,7 @@ DEFAULT_LANES: dict[str, LaneCost] = {
 }
 
 
-class ConfigPort(_Strict):
+class ConfigPort(Strict):
     """The port configuration data enters through (ICAP on an FPGA; the context bus of a CGRA)."""
 
     width_bits: Annotated[int, Field(ge=1, le=4096)]
@@ -98,7 +93,7 @@ class ConfigPort(_Strict):
         return self.width_bits / 8 * self.clock_mhz * 1e6
 
 
-class Bitstream(_Strict):
+class Bitstream(Strict):
     """Full-device bitstream, and optionally `partial_regions` equal reconfigurable partitions
     whose partial bitstreams are `partial_bytes` each. A configuration that fits in one region
     is loaded by partial reconfiguration while the other regions keep running."""
@@ -125,8 +120,7 @@ class _Reconfigurable(Clocked):
         return self.config_port.bytes_per_second / self.clock_hz
 
 
-@register_kind
-class FPGA(_Reconfigurable, _Strict):
+class FPGA(_Reconfigurable, Strict):
     kind: Literal["fpga"] = "fpga"
     name: str
     description: str = ""
@@ -173,7 +167,7 @@ class FPGA(_Reconfigurable, _Strict):
 # ---- CGRA ---------------------------------------------------------------------------------------
 
 
-class PEGrid(_Strict):
+class PEGrid(Strict):
     rows: Annotated[int, Field(ge=1, le=256)]
     cols: Annotated[int, Field(ge=1, le=256)]
     ops_per_pe: Annotated[int, Field(ge=1, le=64)] = 1    # ALU operations per PE per cycle (a MAC is one)
@@ -191,7 +185,7 @@ class PEGrid(_Strict):
         return self
 
 
-class Contexts(_Strict):
+class Contexts(Strict):
     """Configuration memory: `slots` context words per PE (a modulo schedule of initiation
     interval II occupies II slots), `bytes_per_pe` per word; switching between resident
     contexts costs `switch_cycles` and `switch_pj`."""
@@ -202,7 +196,7 @@ class Contexts(_Strict):
     switch_pj: Annotated[float, Field(ge=0, le=1e9)]
 
 
-class Scratchpad(_Strict):
+class Scratchpad(Strict):
     size_kib: Annotated[float, Field(gt=0, le=1024 * 1024)]
     banks: Annotated[int, Field(ge=1, le=1024)]
     bytes_per_cycle: Annotated[float, Field(gt=0, le=1e6)]   # total over all banks
@@ -212,8 +206,7 @@ class Scratchpad(_Strict):
         return int(self.size_kib * 1024)
 
 
-@register_kind
-class CGRA(_Reconfigurable, _Strict):
+class CGRA(_Reconfigurable, Strict):
     kind: Literal["cgra"] = "cgra"
     name: str
     description: str = ""
@@ -234,68 +227,3 @@ class CGRA(_Reconfigurable, _Strict):
     def context_bytes(self, ii: int) -> int:
         """Bytes of configuration for a kernel of initiation interval `ii` (every PE, ii words)."""
         return ii * self.grid.pes * self.contexts.bytes_per_pe
-
-
-# ---- energy tables ------------------------------------------------------------------------------
-
-# Kuon & Rose, "Measuring the Gap Between FPGAs and ASICs", IEEE TCAD 26(2), 2007 (90 nm),
-# abstract: for LUT logic and flip-flops the FPGA/ASIC dynamic-power ratio is ~14x (area ~35x,
-# ~18x with hard blocks; critical-path delay ~3-4x); with hard multipliers and block memories the
-# power gap is smaller, but the abstract gives no figure. The 7.1x hard-block ratio is therefore
-# an assumption: no figure for it was found in the searched copies (abstract and first page only).
-# The FPGA table is Horowitz 45 nm (the NPU's table) times these ratios, so that NPU and fabric
-# results are priced on one technology basis; no process scaling is applied.
-KUON_ROSE = "Kuon & Rose, IEEE TCAD 2007, FPGA/ASIC dynamic-power gap"
-FPGA_HARD_GAP = 7.1
-FPGA_SOFT_GAP = 14.0
-_HARD_GAP_SOURCE = (f"assumption: hard-block FPGA/ASIC dynamic-power gap, below the {FPGA_SOFT_GAP:g}x "
-                    f"soft-logic figure of {KUON_ROSE} (abstract)")
-_SOFT_GAP_SOURCE = f"{KUON_ROSE} (abstract), soft logic"
-
-
-def _configuration_byte() -> Price:
-    # A configuration byte is fetched from external memory and written into configuration SRAM:
-    # one DRAM byte read plus one small-SRAM byte write (Horowitz 45 nm).
-    pj = H45_DRAM_64B_PJ / 8 + sram_pj_per_byte(8 * 1024)
-    return Price(pj, "byte", f"{HOROWITZ}: DRAM byte read + 8 KB SRAM byte write per configuration byte")
-
-
-def _dram_prices() -> dict[str, Price]:
-    dram = Price(H45_DRAM_64B_PJ / 8, "byte", f"{HOROWITZ}: DRAM 1.3 nJ per 64-bit access, /8")
-    return {"dram.read": dram, "dram.write": dram}
-
-
-@register_table("fpga45")
-def fpga45(hw: FPGA) -> dict[str, Price]:
-    t: dict[str, Price] = {}
-    for dt in ("float32", "float16", "int32", "int8"):
-        t[f"mac.{dt}"] = Price((H45_MULT[dt] + H45_ADD[dt]) * FPGA_HARD_GAP, "MAC",
-                               f"{HOROWITZ}: {dt} mult + add, x{FPGA_HARD_GAP} ({_HARD_GAP_SOURCE})")
-        t[f"lut.{dt}"] = Price(H45_ADD[dt] * FPGA_SOFT_GAP, "op",
-                               f"{HOROWITZ}: {dt} add, x{FPGA_SOFT_GAP} ({_SOFT_GAP_SOURCE})")
-    bram = sram_pj_per_byte(BRAM18_BYTES) * FPGA_HARD_GAP
-    src = (f"{HOROWITZ}: 64-bit SRAM access extrapolated to one BRAM18 (2.25 KB), /8, "
-           f"x{FPGA_HARD_GAP} ({_HARD_GAP_SOURCE})")
-    t["sram.read"] = Price(bram, "byte", src)
-    t["sram.write"] = Price(bram, "byte", src)
-    t.update(_dram_prices())
-    t["reconfig.byte"] = _configuration_byte()
-    return t
-
-
-@register_table("cgra45")
-def cgra45(hw: CGRA) -> dict[str, Price]:
-    t: dict[str, Price] = {}
-    for dt in ("float32", "float16", "int32", "int8"):
-        t[f"mac.{dt}"] = Price(H45_MULT[dt] + H45_ADD[dt], "MAC", f"{HOROWITZ}: {dt} mult + add")
-        t[f"pe.{dt}"] = Price(H45_ADD[dt], "op", f"{HOROWITZ}: {dt} add (one PE ALU op)")
-    bank = max(1, hw.scratchpad.size_bytes // hw.scratchpad.banks)
-    sp = sram_pj_per_byte(bank)
-    src = f"{HOROWITZ}: 64-bit SRAM access log-interpolated to one {bank / 1024:g} KiB bank, /8"
-    t["sram.read"] = Price(sp, "byte", src)
-    t["sram.write"] = Price(sp, "byte", src)
-    t.update(_dram_prices())
-    t["reconfig.byte"] = _configuration_byte()
-    t["context.switch"] = Price(hw.contexts.switch_pj, "switch", f"{hw.name} config contexts.switch_pj: "
-                                + hw.sources.get("contexts.switch_pj", "no source given"))
-    return t
