@@ -181,7 +181,7 @@ def scalesim_gemm(row: Mapping[str, str]) -> tuple[int, int, int]:
 def scalesim_conv(row: Mapping[str, str]):
     """A conv row's layer as SCALE-Sim addresses it (its padded input), for the compatibility
     model's im2col address hits; None for a GEMM row."""
-    from compiler.lowering.scalesim_stalls import ScaleSimConv
+    from benchmarks.peers.scalesim_model import ScaleSimConv
 
     if row["kind"] != "conv":
         return None
@@ -191,11 +191,11 @@ def scalesim_conv(row: Mapping[str, str]):
 
 
 def scalesim_user(row: Mapping[str, str], *, addresses: bool = True):
-    """hwsim's SCALE-Sim compatibility model (`compiler.lowering.scalesim_stalls`) for a USER-
+    """hwsim's SCALE-Sim compatibility model (`benchmarks.peers.scalesim_model`) for a USER-
     bandwidth golden row: SRAM sizes in words (kB × 1024, 1-byte words), `bandwidth` words/cycle
     for each operand's DRAM port; a conv with its im2col addresses (SCALE-Sim hits on any copy
     of a repeated ifmap word) unless `addresses` is False (im2col as a plain GEMM)."""
-    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+    from benchmarks.peers.scalesim_model import scalesim_user_cost
 
     sr, sc, t = scalesim_gemm(row)
     return scalesim_user_cost(sr, sc, t, int(row["array_rows"]), int(row["array_cols"]), row["dataflow"],

@@ -69,8 +69,8 @@ def scalesim_tables() -> list[str]:
 
 
 def compat_table(rows: list[dict[str, str]]) -> list[str]:
-    """USER-bandwidth cases against the SCALE-Sim compatibility model (scalesim_stalls.py)."""
-    out = ["### SCALE-Sim, USER bandwidth, compatibility model (`compiler/lowering/scalesim_stalls.py`)", "",
+    """USER-bandwidth cases against the SCALE-Sim compatibility model (benchmarks/peers/scalesim_model.py)."""
+    out = ["### SCALE-Sim, USER bandwidth, compatibility model (`benchmarks/peers/scalesim_model.py`)", "",
            "| case | SCALE-Sim stall | model stall | SCALE-Sim incl. prefetch | model | diff | "
            "DRAM I+F reads SCALE-Sim | model | ofmap writes SCALE-Sim | model |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

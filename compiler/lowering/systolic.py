@@ -46,7 +46,7 @@ included) are `repeats` independent GEMMs of the per-group shape, run back to ba
 
 Not captured here (see `tests/data/scalesim/README.md` and `benchmarks/peers/README.md`):
 stalls and DRAM traffic when DRAM bandwidth is fixed (SCALE-Sim's USER mode; restated per fold
-in `compiler/lowering/scalesim_stalls.py`), SRAM bank conflicts with custom layouts, sparsity.
+in `benchmarks/peers/scalesim_model.py`), SRAM bank conflicts with custom layouts, sparsity.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def gemm_cost(sr: int, sc: int, t: int, rows: int, cols: int, dataflow: str) -> 
     `dataflow` is "WS", "OS" or "IS" (case-insensitive).
     """
     _check_positive(sr=sr, sc=sc, t=t, rows=rows, cols=cols)
-    df = _dataflow(dataflow)
+    df = normalise_dataflow(dataflow)
     on_rows, on_cols, streamed = _spatial_mapping(sr, sc, t, df)
     row_folds = -(-on_rows // rows)
     col_folds = -(-on_cols // cols)
@@ -129,7 +129,7 @@ def scalesim_compute_utilization(sr: int, sc: int, t: int, rows: int, cols: int,
     2·rows + 2·cols + streamed − 3, `cols − 1` more than the fold really lasts. Kept apart so
     `SystolicCost.utilization` stays a plain definition.
     """
-    df = _dataflow(dataflow)
+    df = normalise_dataflow(dataflow)
     cost = gemm_cost(sr, sc, t, rows, cols, df)
     _, _, streamed = _spatial_mapping(sr, sc, t, df)
     d = cost.cycles_per_fold if df == "OS" else 2 * rows + 2 * cols + streamed - 3
@@ -186,7 +186,7 @@ def _fold_cycles(rows: int, cols: int, streamed: int, df: str) -> int:
     return 2 * rows + cols + streamed - 2
 
 
-def _dataflow(dataflow: str) -> str:
+def normalise_dataflow(dataflow: str) -> str:
     df = dataflow.upper()
     if df not in DATAFLOWS:
         raise ValueError(f"unknown dataflow {dataflow!r}; expected one of {', '.join(DATAFLOWS)}")

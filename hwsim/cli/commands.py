@@ -36,6 +36,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the timeline")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a symbolic input dimension (repeatable)")
+    p.add_argument("--detail", choices=("node", "tiles"), default="node",
+                   help="NPU streaming model: node (closed form, default) or tiles (every streamed tile a "
+                        "task: the slower reference)")
     p.set_defaults(run=simulate)
 
     p = sub.add_parser("compare", help="several algorithms x hardware targets, phase by phase")
@@ -119,7 +122,12 @@ def simulate(args: argparse.Namespace) -> int:
         if out is not None:
             check_output(out, flag)
     hw = load_hardware(args.hw)
-    run = pipeline.simulate(pipeline.prepare(args.model, dims=parse_dims(args.dim)), hw)
+    options = {}
+    if args.detail != "node":
+        if hw.kind != "npu":
+            raise UsageError(f"--detail {args.detail}: applies to NPU targets; {hw.name} is a {hw.kind}")
+        options["detail"] = args.detail
+    run = pipeline.simulate(pipeline.prepare(args.model, dims=parse_dims(args.dim)), hw, **options)
     result, graph = run.result, run.model.graph
     print(f"{args.model}  ({graph.metadata.get('algorithm', 'model')} "
           f"{graph.metadata.get('phase', '')}, {len(graph.nodes)} nodes, {len(run.program.tasks)} tasks)")

@@ -167,7 +167,7 @@ def test_scalesim_refetch_cases_move_more_dram_words_than_hwsim(row):
     assert h.dram_read_bytes / ELEMENT_BYTES < scalesim_reads
 
 
-# ---- SCALE-Sim, USER bandwidth: the compatibility model (compiler/lowering/scalesim_stalls.py) -----
+# ---- SCALE-Sim, USER bandwidth: the compatibility model (benchmarks/peers/scalesim_model.py) -----
 
 def _compat(row: dict[str, str], *, addresses: bool = True):
     """The compatibility model on a golden row (the mirror's `scalesim_user`)."""
@@ -225,7 +225,7 @@ def test_compat_model_needs_im2col_addresses_for_is_convs(case_id, ratio):
 
 
 def test_compat_model_rejects_a_conv_that_is_not_the_gemm():
-    from compiler.lowering.scalesim_stalls import ScaleSimConv, scalesim_user_cost
+    from benchmarks.peers.scalesim_model import ScaleSimConv, scalesim_user_cost
 
     conv = ScaleSimConv(16, 16, 3, 3, 64, 1, 1)        # 14×14 outputs, window 576
     assert conv.im2col().shape == (196, 576)
@@ -241,7 +241,7 @@ def test_reference_scalesim_v3_gemm_goldens_with_the_compat_model(dataflow, tota
     # K=256, N=128 (not the 128x64x256 of its label; docs/validation.md). WS and OS exactly; IS
     # within 10 %: its stall includes ofmap-SRAM-full stalls of the write buffer, which the model
     # does not charge (model 5,012 stall cycles, 19,220 total).
-    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+    from benchmarks.peers.scalesim_model import scalesim_user_cost
 
     c = scalesim_user_cost(256, 128, 256, 32, 32, dataflow, ifmap_words=65_536, filter_words=65_536,
                            ofmap_words=65_536, ifmap_bw=10)
@@ -253,7 +253,7 @@ def test_reference_scalesim_v3_gemm_goldens_with_the_compat_model(dataflow, tota
 
 
 def _compat_cost(sr, sc, t, rows, cols, df, kb, bw):
-    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+    from benchmarks.peers.scalesim_model import scalesim_user_cost
 
     return scalesim_user_cost(sr, sc, t, rows, cols, df, ifmap_words=1024 * kb, filter_words=1024 * kb,
                               ofmap_words=1024 * kb, ifmap_bw=bw)
@@ -282,7 +282,7 @@ def test_compat_model_properties():
 
 
 def test_compat_model_rejects_bad_sizes():
-    from compiler.lowering.scalesim_stalls import scalesim_user_cost
+    from benchmarks.peers.scalesim_model import scalesim_user_cost
 
     with pytest.raises(ValueError, match="ifmap_bw"):
         scalesim_user_cost(8, 8, 8, 4, 4, "WS", ifmap_words=1024, filter_words=1024, ofmap_words=1024,

@@ -53,7 +53,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .systolic import gemm_cost, _dataflow
+from compiler.lowering.systolic import gemm_cost, normalise_dataflow
 
 ACTIVE_FRACTION = 0.5   # single_layer_sim.run: active_buf_frac = 0.5 for the read and write buffers
 SETS_PER_SRAM = 100     # read_buffer.prepare_hashed_buffer: elems_per_set = ceil(size / 100)
@@ -133,7 +133,7 @@ def scalesim_user_cost(sr: int, sc: int, t: int, rows: int, cols: int, dataflow:
     if conv is not None and (conv.out[0] * conv.out[1], conv.r * conv.s * conv.c) != (sr, t):
         raise ValueError(f"conv {conv} has {conv.out[0] * conv.out[1]} output pixels and a window "
                          f"of {conv.r * conv.s * conv.c}, not sr={sr}, t={t}")
-    return _cost(sr, sc, t, rows, cols, _dataflow(dataflow), ifmap_words, filter_words, ofmap_words,
+    return _cost(sr, sc, t, rows, cols, normalise_dataflow(dataflow), ifmap_words, filter_words, ofmap_words,
                  ifmap_bw, fb, ob, conv)
 
 
