@@ -52,8 +52,11 @@ class ResourceSpec:
             raise ValueError(f"resource {self.name}: bytes_per_cycle must be > 0")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Task:
+    """One hardware task. Treated as immutable once in a Program (not frozen only because a
+    frozen dataclass is several times slower to build, and programs have ~10^5 tasks)."""
+
     id: int
     kind: TaskKind
     name: str
@@ -93,9 +96,15 @@ class Program:
     initial_memory: dict[str, int] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Dependencies point backwards (the list is topological) and resources exist."""
+        """Dependencies point backwards (the list is topological) and resources exist. A compute
+        task that streams keeps its unit until its transfers end, so two rules keep a program
+        free of deadlock: it depends on every dependency of the transfers it streams from (when
+        it takes its unit they are all sure to run), and in a program with streaming computes no
+        resource serves both compute and transfer tasks."""
         seen: set[int] = set()
         known: set[tuple[str, ...]] = set()    # paths whose resources all exist
+        moved = {r for t in self.tasks if t.kind is not TaskKind.COMPUTE for r in t.resources}
+        shared = moved & {r for t in self.tasks if t.kind is TaskKind.COMPUTE for r in t.resources}
         linked: set[tuple[str, ...]] = set()   # paths with a bandwidth somewhere
         for i, t in enumerate(self.tasks):
             if t.id != i:
@@ -107,6 +116,13 @@ class Program:
                 if d not in seen or self.tasks[d].kind is not TaskKind.TRANSFER or t.kind is not TaskKind.COMPUTE:
                     raise ValueError(f"task {t.id} ({t.name}) streams from {d}: only a compute task can "
                                      "stream, from an earlier transfer")
+            if t.streams and not set(t.deps).issuperset(d for s in t.streams for d in self.tasks[s].deps):
+                raise ValueError(f"task {t.id} ({t.name}) streams from transfers whose dependencies it does "
+                                 "not wait for: it could hold its unit while they wait for it")
+            if t.streams and shared:
+                raise ValueError(f"task {t.id} ({t.name}) streams, but {sorted(shared)[0]!r} is used by both "
+                                 "compute and transfer tasks: a streaming compute keeps its unit until its "
+                                 "transfers end, so the two could wait for each other")
             if t.stream_chunks < 1:
                 raise ValueError(f"task {t.id} ({t.name}): stream_chunks must be >= 1")
             if t.width != 1 and not (t.width >= 1 and all(

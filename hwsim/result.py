@@ -29,8 +29,10 @@ class ActionRow:
     count: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TaskRecord:
+    """What happened to one task (treated as immutable; not frozen so that ~10^5 build fast)."""
+
     id: int
     name: str
     kind: str

@@ -106,10 +106,14 @@ class _Emitter:
             tid = self._transfer(step)
             self.ends.append({END: tid})
         elif isinstance(step, Compute):
+            streams = tuple(self._task(s) for s in step.streams)
+            # A streaming compute waits for whatever its loads wait for (Program.validate): it
+            # may take its unit only when every load it streams from is sure to run.
+            deps = [self._task(d) for d in step.deps] + [d for s in streams for d in self.tasks[s].deps]
             tid = self._add(kind=TaskKind.COMPUTE, name=step.node, resources=(f"core{step.core}.{step.unit}",),
-                            deps=[self._task(d) for d in step.deps], cycles=step.cycles, actions=step.actions,
+                            deps=deps, cycles=step.cycles, actions=step.actions,
                             mem_alloc=step.alloc, mem_free=step.free, scope=step.scope, op_type=step.op_type,
-                            nodes=(step.node,), streams=tuple(self._task(s) for s in step.streams),
+                            nodes=(step.node,), streams=streams,
                             stream_chunks=step.stream_chunks)
             self.ends.append({END: tid})
         elif isinstance(step, Streamed):
@@ -176,7 +180,7 @@ class _Emitter:
         load = self._dma(s.core, f"stream-in {s.node}", s.load_bytes, deps, s.scope,
                          {"dram.read": s.load_bytes, f"{s.in_pool}.write": s.load_bytes},
                          self._mem(s.core, s.in_pool, in_stage), {}, extra=(s.tiles - 1) * lat)
-        c = self._add(kind=TaskKind.COMPUTE, name=s.node, resources=(f"core{s.core}.{s.unit}",), deps=(),
+        c = self._add(kind=TaskKind.COMPUTE, name=s.node, resources=(f"core{s.core}.{s.unit}",), deps=deps,
                       cycles=s.cycles, actions=s.actions,
                       mem_alloc=self._mem(s.core, s.out_pool, out_stage),
                       mem_free=_merged(self._mem(s.core, s.in_pool, in_stage), s.free_computed),

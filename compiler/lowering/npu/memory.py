@@ -28,7 +28,7 @@ from hwsim.config import NPU
 from ...ir import DTYPE_BYTES, Graph, Node, Role
 from ...workload import Kind, Workload
 from .. import LoweringError
-from .cost import CostContext, is_float, node_cost
+from .cost import CostContext, NodeCost, is_float, node_cost
 from .placement import Placed
 from .plan import COMPUTED, END, Compute, MemoryPlan, Ref, Step, Streamed, Transfer, merge_into
 from .streaming import DRAM_BURST_BYTES, MAX_STREAM_TILES, stream_layout
@@ -67,6 +67,11 @@ class _Pool:
     # is over (dead operands, spills, stream staging): (step, bytes), oldest first. An
     # allocation that needs this space waits for those steps.
     pending: list[tuple[Ref, int]] = field(default_factory=list)
+    pending_bytes: int = 0
+
+    def release_later(self, ref: Ref, nbytes: int) -> None:
+        self.pending.append((ref, nbytes))
+        self.pending_bytes += nbytes
 
 
 @dataclass
@@ -91,7 +96,7 @@ class _Planner:
     def __init__(self, graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: list[Placed]) -> None:
         self.g, self.w, self.hw = graph, workloads, hw
         self.steps: list[Step] = []
-        self._nbytes: dict[str, int] = {}
+        self._nbytes = {n: stored_bytes(graph, n, hw.datatype) for n in graph.tensors}
         self.buffers = hw.on_chip_buffers
         self.unified = hw.sram is not None
         self.cores = [_Core(i, {n: _Pool(n, b.size_bytes, b.double_buffered) for n, b in self.buffers.items()})
@@ -111,17 +116,16 @@ class _Planner:
                 if i:
                     self.state[self.base(i)].remaining_uses += 1
         self.cost = CostContext(graph, hw, self.out_pool, self.nbytes, self.base)
+        self._costs: dict[tuple, NodeCost] = {}
 
     def base(self, name: str) -> str:
-        while name in self.alias:
-            name = self.alias[name]
+        alias = self.alias
+        while name in alias:
+            name = alias[name]
         return name
 
     def nbytes(self, name: str) -> int:
-        n = self._nbytes.get(name)
-        if n is None:
-            n = self._nbytes[name] = stored_bytes(self.g, name, self.hw.datatype)
-        return n
+        return self._nbytes[name]
 
     def load_pool(self, name: str) -> str:
         """The buffer a tensor loaded from DRAM goes to."""
@@ -196,20 +200,22 @@ class _Planner:
                 s.dram_ready = self._transfer("spill", core.index, pool, name, size, [producer], scope,
                                               to_chip=False, free=size, dram_alloc=size)
                 s.in_dram, s.dram_bytes = True, size
-                p.pending.append((s.dram_ready, size))
+                p.release_later(s.dram_ready, size)
             else:
                 last = core.last_reader.pop(name, producer)
                 self._free_at(last, self._mem(core.index, pool, size))
-                p.pending.append((last, size))
+                p.release_later(last, size)
         if p.used + nbytes > p.capacity:
             raise LoweringError(f"{self._buffer_name(pool)} of {p.capacity} bytes on core {core.index} "
                                 f"cannot hold the {nbytes} bytes one node needs at once")
-        short = p.used + sum(b for _, b in p.pending) + nbytes - p.capacity
+        short = p.used + p.pending_bytes + nbytes - p.capacity
         while short > 0:
             ref, b = p.pending.pop(0)
+            p.pending_bytes -= b
             waits.append(ref)
             if b > short:   # only part of this release is needed: the rest stays pending
                 p.pending.insert(0, (ref, b - short))
+                p.pending_bytes += b - short
             short -= b
         return waits
 
@@ -228,7 +234,7 @@ class _Planner:
         ref = self._add(Transfer("move", name, core.index, "ifmap", size, False,
                                  [d for d in (producer, reader, *waits) if d is not None], scope,
                                  self._mem(core.index, "ifmap", size), self._mem(core.index, "ofmap", size)))
-        core.pools[pool].pending.append((ref, size))
+        core.pools[pool].release_later(ref, size)
         self._place(core, "ifmap", name, size)
         self.state[name].ready_on[core.index] = ref
         return True
@@ -289,7 +295,7 @@ class _Planner:
         # whole, so does the smallest tile.
         if not fits or len(ins) < sum(1 for i in node.inputs if i):
             self._check_smallest_tile(node, wl, core, in_pools)
-        cost = node_cost(self.cost, node, wl, in_pools)
+        cost = self._node_cost(node, wl, ins, outs, in_pools)
         if not fits:
             self._streamed(node, wl, core, ins, outs, cost.unit, cost.cycles, cost.actions, window)
             return
@@ -333,7 +339,7 @@ class _Planner:
         core.computes.append(ref)
         for pool, b in frees.items():
             if b:
-                core.pools[pool].pending.append((ref, b))
+                core.pools[pool].release_later(ref, b)
         for i in ins:
             self._release_dram_if_dead(i, ref)
         for i in ins:
@@ -345,6 +351,21 @@ class _Planner:
             s = self.state[o]
             s.in_dram, s.dram_ready, s.ready_on = False, None, {core.index: ref}
             self._place(core, self.out_pool, o, self.nbytes(o))
+
+    def _node_cost(self, node: Node, wl: Workload, ins: list[str], outs: list[str],
+                   in_pools: dict[str, str]) -> NodeCost:
+        """`cost.node_cost`, memoised within the plan by everything a cost rule reads: the op,
+        its workload, and each operand's and result's shape, type, size and buffer (the tasks of
+        a meta-batch and the steps of an inner loop repeat the same nodes many times)."""
+        t = self.g.tensors
+        key = (node.op_type, wl.kind, wl.macs, wl.flops, wl.bytes_read, wl.bytes_written, tuple(wl.dims.items()),
+               tuple((t[i].shape, t[i].dtype, in_pools[i]) for i in ins),
+               tuple((t[i].shape, t[i].dtype) for i in (self.base(x) for x in node.inputs if x)),
+               tuple((t[o].shape, t[o].dtype) for o in outs))
+        cost = self._costs.get(key)
+        if cost is None:
+            cost = self._costs[key] = node_cost(self.cost, node, wl, in_pools)
+        return cost
 
     def _in_place_operand(self, node: Node, wl: Workload, core: _Core, ins: list[str], outs: list[str]) -> str | None:
         """An elementwise op may write its result over an operand it reads for the last time:
@@ -388,7 +409,7 @@ class _Planner:
         computed, done = (index, COMPUTED), (index, END)
         core.computes.append(computed)
         for pool, b in layout.rooms.items():   # returned tile by tile; later users wait for it all
-            core.pools[pool].pending.append((done, b))
+            core.pools[pool].release_later(done, b)
         for o in outs:
             s = self.state[o]
             s.in_dram, s.dram_ready, s.dram_bytes = True, done, self.nbytes(o)
