@@ -23,7 +23,7 @@ from compiler.ir import Graph
 
 from .config import HardwareConfig
 from .energy import energy_table
-from .engine import simulate as run_program
+from .engine import paused_gc, simulate as run_program
 from .program import Program
 from .result import SimResult
 
@@ -63,14 +63,16 @@ def prepare(source: Source, *, dims: Mapping[str, int] | None = None,
     model (path or ModelProto) or an IR graph is read as it is."""
     if not isinstance(source, (onnx.ModelProto, str, Path, Graph)):
         source = export(source, cache_dir=cache_dir)
-    return front_end(source, dims)
+    with paused_gc():   # the front end allocates ~10^6 short-lived objects and no cycles to collect
+        return front_end(source, dims)
 
 
 def simulate(model: Frontend | Source, hw: HardwareConfig, **options: object) -> Run:
     """Lower `model` onto `hw`, run the engine and price the action counts with `hw`'s table.
     `options` go to the lowering (e.g. `detail="tiles"` for the NPU's tile-level reference)."""
     front = model if isinstance(model, Frontend) else prepare(model)
-    program = lower(front, hw, **options)
-    result = run_program(program, static_power_mw=hw.technology.static_power_mw,
-                         energy_table=energy_table(hw))
+    with paused_gc():   # as in the engine: many short-lived objects, no cycles to collect
+        program = lower(front, hw, **options)
+        result = run_program(program, static_power_mw=hw.technology.static_power_mw,
+                             energy_table=energy_table(hw))
     return Run(front, hw, program, result)

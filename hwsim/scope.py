@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 # The ONNX node metadata key that carries the scope text.
 SCOPE_PROP = "hwsim.scope"
@@ -57,6 +57,11 @@ class Scope:
         return _parse(text)
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The scope written in the grammar (computed once: lowerings ask for it per task)."""
         s = self.part
         if self.inner_step is not None:
             s = f"inner{self.inner_step}/{s}"
