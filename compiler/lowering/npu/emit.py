@@ -23,7 +23,7 @@ from __future__ import annotations
 from hwsim.config import NPU
 from hwsim.program import Program, ResourceSpec, Task, TaskKind
 
-from .plan import COMPUTED, END, Compute, MemoryPlan, Ref, Streamed, Transfer
+from .plan import COMPUTED, END, STARTED, Compute, MemoryPlan, Ref, Streamed, Transfer
 from .streaming import share
 
 DETAILS = ("node", "tiles")
@@ -34,9 +34,11 @@ def emit(plan: MemoryPlan, hw: NPU, *, name: str, metadata: dict[str, str], not_
     e = _Emitter(hw, detail)
     for step in plan.steps:
         e.step(step)
+    demand = {level: [(e.ends[step].get(STARTED, e.ends[step][END]), nbytes) for step, nbytes in points]
+              for level, points in plan.demand.items()}
     return Program(name=name, target=hw.name, clock_hz=hw.clock_hz, resources=resources(hw), tasks=e.tasks,
                    metadata=dict(metadata), not_modelled=list(not_modelled),
-                   initial_memory={"dram": plan.initial_dram})
+                   initial_memory={"dram": plan.initial_dram}, memory_demand=demand)
 
 
 def resources(hw: NPU) -> dict[str, ResourceSpec]:
@@ -117,8 +119,10 @@ class _Emitter:
                             stream_chunks=step.stream_chunks)
             self.ends.append({END: tid})
         elif isinstance(step, Streamed):
+            first = len(self.tasks)
             computed, done = (self._tiles(step) if self.detail == "tiles" else self._closed_form(step))
-            self.ends.append({COMPUTED: computed, END: done})
+            started = next(t for t in range(first, len(self.tasks)) if self.tasks[t].kind is TaskKind.COMPUTE)
+            self.ends.append({COMPUTED: computed, END: done, STARTED: started})
         else:  # pragma: no cover - the plan has three kinds of step
             raise TypeError(f"unknown plan step {step!r}")
 

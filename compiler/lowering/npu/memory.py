@@ -48,10 +48,60 @@ def plan_memory(graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: l
     for p in placed:
         planner.node(p.node, p.workload, planner.cores[p.core])
     planner.write_back_outputs()
-    return MemoryPlan(planner.steps, planner.initial_dram_bytes())
+    return MemoryPlan(planner.steps, planner.initial_dram_bytes(), planner.demand.points)
 
 
 # ---- state --------------------------------------------------------------------------------------
+
+
+class _Demand:
+    """The on-chip bytes a schedule with unbounded buffers would keep, per level, at each node:
+    a tensor is wanted in the buffer it would live in (loaded: `load_pool`; produced: the result
+    buffer) from its first use or production on a core until its last use on that core."""
+
+    def __init__(self, planner: "_Planner", placed: list[Placed]) -> None:
+        self.p = planner
+        self.uses: list[dict[str, int]] = [defaultdict(int) for _ in range(planner.hw.cores)]
+        for pl in placed:
+            for i in pl.node.inputs:
+                if i:
+                    self.uses[pl.core][planner.base(i)] += 1
+        self.wanted: list[dict[str, tuple[str, int]]] = [{} for _ in range(planner.hw.cores)]
+        self.now: dict[str, int] = defaultdict(int)
+        self.points: dict[str, list[tuple[int, int]]] = defaultdict(list)
+
+    def _want(self, core: int, tensor: str, pool: str) -> None:
+        if tensor not in self.wanted[core]:
+            size = self.p.nbytes(tensor)
+            self.wanted[core][tensor] = (pool, size)
+            self.now[f"core{core}.{pool}"] += size
+            self.now["sram"] += size
+
+    def _drop(self, core: int, tensor: str) -> None:
+        pool, size = self.wanted[core].pop(tensor)
+        self.now[f"core{core}.{pool}"] -= size
+        self.now["sram"] -= size
+
+    def node(self, node: Node, core: int, step: int) -> None:
+        """Record the demand while `node` (the compute of plan step `step`) runs, then release
+        what it used last on its core."""
+        p = self.p
+        ins = [p.base(i) for i in node.inputs if i]
+        for i in ins:
+            self._want(core, i, self.wanted[core].get(i, (p.load_pool(i), 0))[0])
+        for o in node.outputs:
+            if o:
+                self._want(core, o, p.out_pool)
+        for level, value in self.now.items():
+            trace = self.points[level]
+            if not trace or trace[-1][1] != value:
+                trace.append((step, value))
+        uses = self.uses[core]
+        for i in ins:
+            uses[i] -= 1
+        for t in {*ins, *(o for o in node.outputs if o)}:
+            if uses.get(t, 0) <= 0 and t in self.wanted[core]:
+                self._drop(core, t)
 
 
 @dataclass
@@ -116,6 +166,7 @@ class _Planner:
                 if i:
                     self.state[self.base(i)].remaining_uses += 1
         self.cost = CostContext(graph, hw, self.out_pool, self.nbytes, self.base)
+        self.demand = _Demand(self, placed)
         self._costs: dict[tuple, NodeCost] = {}
 
     def base(self, name: str) -> str:
@@ -278,6 +329,7 @@ class _Planner:
 
     # ---- one node ------------------------------------------------------------------------------
     def node(self, node: Node, wl: Workload, core: _Core) -> None:
+        self.demand.node(node, core.index, len(self.steps))
         scope = str(node.scope)
         ins = list(dict.fromkeys(self.base(i) for i in node.inputs if i))
         outs = [o for o in node.outputs if o]

@@ -24,6 +24,7 @@ from typing import Union
 
 END = "end"
 COMPUTED = "computed"
+STARTED = "started"   # a streamed step's first compute (its tile-level form has several)
 
 Ref = tuple[int, str]
 
@@ -114,8 +115,11 @@ Step = Union[Transfer, Compute, Streamed]
 
 @dataclass
 class MemoryPlan:
-    """The steps in program order, and the bytes in DRAM before the first one (graph inputs,
-    parameters and constants)."""
+    """The steps in program order, the bytes in DRAM before the first one (graph inputs,
+    parameters and constants), and the on-chip demand: per level, (compute step, bytes) — from
+    that step's start on, a schedule with unbounded buffers would keep that many bytes there
+    (every tensor from its first use or production on a core to its last use on that core)."""
 
     steps: list[Step]
     initial_dram: int
+    demand: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
