@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", default="meta_train", help="infer, adapt or meta_train")
     p.add_argument("-o", "--output", required=True, type=Path, help="ONNX file to write")
     p.add_argument("--no-cache", action="store_true", help="re-export even if cached")
+    p.add_argument("--framework", choices=("pytorch", "tensorflow"), default="pytorch",
+                   help="tensorflow: a Keras model (--model, or the Keras --backbone) converted by "
+                        "tf2onnx in .venv-tf (make tf); phases infer and adapt")
+    p.add_argument("--model", metavar="FILE.py:FUNCTION",
+                   help="with --framework tensorflow: a function returning your keras.Model")
 
     p = sub.add_parser("simulate", help="compile an ONNX model onto hardware and simulate it")
     p.add_argument("model", type=Path, help="ONNX file")

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 
 from algorithms.export import PhaseSpec, export_phase
+from algorithms.frameworks import KerasPhaseSpec, export_keras_phase
 from compiler.compile import Compiled, compile_model
 from hwsim.config import NPU, load_hardware
 from hwsim.energy import energy_table
@@ -40,10 +41,17 @@ def _spec(args: argparse.Namespace, phase: str) -> PhaseSpec:
 # ---- export -------------------------------------------------------------------------------------
 
 def export(args: argparse.Namespace) -> int:
-    spec = _spec(args, args.phase)
+    if args.framework == "tensorflow":
+        spec = KerasPhaseSpec(args.model or args.backbone, args.phase, args.algo, args.way, args.shot,
+                              args.query, args.inner_steps, args.inner_lr, args.seed)
+    elif args.model:
+        raise UsageError("--model: only with --framework tensorflow")
+    else:
+        spec = _spec(args, args.phase)
     if args.output.exists() and args.output.is_dir():
         raise UsageError(f"-o {args.output}: is a directory; give an .onnx file path")
-    model = export_phase(spec, cache_dir=None if args.no_cache else default_cache_dir())
+    exporter = export_keras_phase if args.framework == "tensorflow" else export_phase
+    model = exporter(spec, cache_dir=None if args.no_cache else default_cache_dir())
     write_atomic(args.output, model.SerializeToString())
     print(f"wrote {args.output}: {spec.algorithm} {spec.phase}, {len(model.graph.node)} nodes")
     return 0
