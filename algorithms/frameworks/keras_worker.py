@@ -3,7 +3,7 @@
 Runs inside the TensorFlow venv (`.venv-tf`, made by `make tf`) and imports nothing from hwsim,
 whose packages that venv does not have. `tensorflow_export.py` starts it as
 
-    .venv-tf/bin/python -I keras_worker.py --model MODEL --phase {infer,adapt} --way W --shot K
+    .venv-tf/bin/python -P -s keras_worker.py --model MODEL --phase {infer,adapt} --way W --shot K
         --query Q --inner-steps k --inner-lr A --seed S --out DIR
 
 MODEL is a built-in Keras backbone (conv4_<F>_<H>x<W>x<C>, the PyTorch Conv4 family layer for
@@ -50,7 +50,7 @@ import tf2onnx  # noqa: E402
 
 import keras  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `-I` leaves the script's folder out
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `-P` leaves the script's folder out
 from keras_gradients import UnconvertibleGradient, convertible_gradients  # noqa: E402
 
 OPSET = 18             # the highest opset tf2onnx 1.17.0 knows
@@ -113,6 +113,7 @@ def export(args: argparse.Namespace) -> None:
         reference = {f"s{s}.out.{n}": t.numpy() for s, feed in sets.items()
                      for n, t in zip(output_names, _run(fn, feed))}
     _name_outputs(onnx_model, output_names)
+    _name_constants(onnx_model)
     _drop_unused_inputs(onnx_model)
     _check_converted(onnx_model, args)
     if args.phase == "adapt":  # the same step, differentiated by TensorFlow's own kernels
@@ -315,11 +316,41 @@ def _name_outputs(model: onnx.ModelProto, names: list[str]) -> None:
         o.name = rename[o.name]
 
 
+def _name_constants(model: onnx.ModelProto) -> None:
+    """Name each initializer after its first use ('<node>:in<k>') and order them by it. tf2onnx
+    merges equal constants and keeps the name of whichever its (id-ordered) sets yield first, so
+    its names differ from run to run; the graph's nodes and their order do not. Graphs with
+    subgraphs (control flow), whose bodies may use the names too, are left as they are."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+           for node in model.graph.node for a in node.attribute):
+        return
+    first_use: dict[str, tuple[int, str]] = {}
+    for position, node in enumerate(model.graph.node):
+        for k, name in enumerate(node.input):
+            first_use.setdefault(name, (position, f"{node.name}:in{k}"))
+    inits = list(model.graph.initializer)
+    rename = {i.name: first_use[i.name][1] for i in inits if i.name in first_use}
+    for node in model.graph.node:
+        node.input[:] = [rename.get(i, i) for i in node.input]
+    ordered = [_copy(i) for i in sorted(inits, key=lambda i: first_use.get(i.name, (len(model.graph.node),))[0])]
+    for init in ordered:
+        init.name = rename.get(init.name, init.name)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(ordered)
+
+
 def _drop_unused_inputs(model: onnx.ModelProto) -> None:
     used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
-    kept = [i for i in model.graph.input if i.name in used]
+    kept = [_copy(i) for i in model.graph.input if i.name in used]
     del model.graph.input[:]
     model.graph.input.extend(kept)
+
+
+def _copy(message):
+    """A detached copy: the elements of a repeated field are not to outlive its clearing."""
+    clone = type(message)()
+    clone.CopyFrom(message)
+    return clone
 
 
 def _check_converted(model: onnx.ModelProto, args: argparse.Namespace) -> None:

@@ -218,13 +218,17 @@ def _tf_python(tf_python: str | os.PathLike | None) -> Path:
 
 def _run_worker(python: Path, spec: KerasPhaseSpec, out: Path) -> None:
     model = str(spec.model_file.resolve()) + ":" + spec.model.rpartition(":")[2] if spec.model_file else spec.model
-    argv = [str(python), "-I", str(WORKER), "--model", model, "--phase", spec.phase,
+    # -P -s: neither the worker's folder (the worker adds it itself) nor user site-packages go on
+    # sys.path. No PYTHON* variable of this process passes (PYTHONPATH could reach hwsim's venv);
+    # a fixed hash seed makes tf2onnx name and order its constants the same on every run.
+    argv = [str(python), "-P", "-s", str(WORKER), "--model", model, "--phase", spec.phase,
             "--way", str(spec.way), "--shot", str(spec.shot), "--query", str(spec.query),
             "--inner-steps", str(spec.inner_steps), "--inner-lr", repr(spec.inner_lr),
             "--seed", str(spec.seed), "--out", str(out)]
     # TensorFlow's start-up notices are not errors; a GPU, where there is one, stays unused so the
     # references come from the same kernels everywhere.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -71,6 +71,13 @@ def test_conv4_runs_in_onnxruntime_like_tensorflow(keras_conv4, phase):
     assert {k.split(".")[0] for k in export.reference} == {"s1", "s2"}
 
 
+def test_export_is_deterministic(keras_conv4):
+    again = convert_keras_phase(KerasPhaseSpec("conv4_64_28x28x1", "infer", **EPISODE))
+    assert again.model.SerializeToString() == keras_conv4["infer"].model.SerializeToString()
+    assert again.reference.keys() == keras_conv4["infer"].reference.keys()
+    assert all((again.reference[k] == v).all() for k, v in keras_conv4["infer"].reference.items())
+
+
 def test_verification_fails_on_a_changed_update(keras_conv4):
     """The same graph with one parameter update's subtraction turned into an addition."""
     export = keras_conv4["adapt"]
