@@ -159,6 +159,7 @@ def load_model(source: str, seed: int, way: int) -> keras.Model:
     if module_spec is None or module_spec.loader is None:
         raise BadInput(f"model file {path}: not a Python file")
     module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(Path(path).resolve().parent))  # the file may import its neighbours
     try:
         module_spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - whatever the user's file raises is bad input
