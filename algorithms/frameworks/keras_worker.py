@@ -38,7 +38,9 @@ import os
 import re
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 # Before TensorFlow is imported: its C++ start-up notices are not errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,58 +86,75 @@ def main(argv: list[str]) -> int:
 def export(args: argparse.Namespace) -> None:
     tf.config.experimental.enable_op_determinism()
     model = load_model(args.model, args.seed, args.way)
-    shape, classes = check_model(model, args.model, args.way)
-    trainable, frozen = list(model.trainable_variables), list(model.non_trainable_variables)
-    names = _variable_names(trainable + frozen, args.model)
-    batch = args.way * (args.query if args.phase == "infer" else args.shot)
-
-    if args.phase == "infer":
-        inputs = [(n, v.shape, v.dtype) for n, v in zip(names, trainable + frozen)]
-        inputs.append(("x", (batch, *shape), tf.float32))
-        output_names = ["y"]
-        make = lambda: _infer_function(model, len(trainable), _signature(inputs))  # noqa: E731
-    else:
-        if not trainable:
-            raise BadInput(f"{args.model}: the model has no trainable variables to adapt")
-        inputs = [(n, v.shape, v.dtype) for n, v in zip(names, trainable)]
-        inputs += [("support_x", (batch, *shape), tf.float32), ("support_y", (batch,), tf.int64)]
-        output_names = [f"adapted.{n}" for n in names[:len(trainable)]]
-        frozen_values = [v.value for v in frozen]
-        make = lambda: _adapt_function(model, frozen_values, args.inner_steps, args.inner_lr,  # noqa: E731
-                                       classes, _signature(inputs))
-
+    phase = phase_of(model, args)
     out = Path(args.out)
     with convertible_gradients():
-        fn = make()
-        concrete = fn.get_concrete_function()
-        onnx_model, _ = tf2onnx.convert.from_function(fn, input_signature=_signature(inputs), opset=OPSET)
-        sets = {s: input_set(args, s, model, inputs, classes) for s in INPUT_SETS}
+        fn = phase.trace()
+        tf_ops = Counter(op.type for op in fn.get_concrete_function().graph.get_operations())
+        onnx_model, _ = tf2onnx.convert.from_function(fn, input_signature=phase.signature(), opset=OPSET)
+        sets = {s: input_set(args, s, model, phase) for s in INPUT_SETS}
         reference = {f"s{s}.out.{n}": t.numpy() for s, feed in sets.items()
-                     for n, t in zip(output_names, _run(fn, feed))}
-    _name_outputs(onnx_model, output_names)
+                     for n, t in zip(phase.outputs, _run(fn, feed))}
+    _name_outputs(onnx_model, phase.outputs)
     _name_constants(onnx_model)
     _drop_unused_inputs(onnx_model)
     _check_converted(onnx_model, args)
     if args.phase == "adapt":  # the same step, differentiated by TensorFlow's own kernels
-        native = make()
-        reference.update({f"s1.native.{n}": t.numpy() for n, t in zip(output_names, _run(native, sets[1]))})
+        reference.update({f"s1.native.{n}": t.numpy() for n, t in zip(phase.outputs, _run(phase.trace(), sets[1]))})
     reference.update({f"s{s}.in.{n}": a for s, feed in sets.items() for n, a in feed.items()})
 
+    graph_inputs = [i.name for i in onnx_model.graph.input]
     onnx.save(onnx_model, out / "model.onnx")
     np.savez(out / "reference.npz", **reference)
     manifest = {
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "opset": OPSET},
-        "model": {"name": model.name, "input_shape": list(shape), "classes": classes,
+        "model": {"name": model.name, "input_shape": list(phase.example_shape), "classes": phase.classes,
                   "layers": [layer.__class__.__name__ for layer in model.layers]},
-        "inputs": [n for n, _, _ in inputs],
-        "parameter_inputs": names[:len(trainable)] + (names[len(trainable):] if args.phase == "infer" else []),
-        "outputs": output_names,
-        "tf_ops": dict(sorted(Counter(op.type for op in concrete.graph.get_operations()).items())),
+        "inputs": graph_inputs,
+        "parameter_inputs": [n for n in phase.parameters if n in graph_inputs],
+        "outputs": phase.outputs,
+        "tf_ops": dict(sorted(tf_ops.items())),
         "scopes": {node.name: scope for node in onnx_model.graph.node
                    if (scope := node_scope(node.name, args.phase)) is not None},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+@dataclass
+class Phase:
+    inputs: list[tuple[str, tuple[int, ...], tf.DType]]  # graph inputs in order: name, shape, dtype
+    outputs: list[str]
+    parameters: list[str]          # the inputs that are model variables
+    example_shape: tuple[int, ...]  # one example, without the batch axis
+    classes: int
+    trace: Callable[[], tf.types.experimental.PolymorphicFunction]  # a fresh tf.function each call
+
+    def signature(self) -> list[tf.TensorSpec]:
+        return _signature(self.inputs)
+
+
+def phase_of(model: keras.Model, args: argparse.Namespace) -> Phase:
+    shape, classes = check_model(model, args.model, args.way)
+    trainable, frozen = list(model.trainable_variables), list(model.non_trainable_variables)
+    names = _variable_names(trainable + frozen, args.model)
+    if args.phase == "infer":
+        inputs = [(n, tuple(v.shape), v.dtype) for n, v in zip(names, trainable + frozen)]
+        inputs.append(("x", (args.way * args.query, *shape), tf.float32))
+        signature = _signature(inputs)
+        return Phase(inputs, ["y"], names, shape, classes,
+                     trace=lambda: _infer_function(model, len(trainable), signature))
+    if not trainable:
+        raise BadInput(f"{args.model}: the model has no trainable variables to adapt")
+    n = args.way * args.shot
+    inputs = [(name, tuple(v.shape), v.dtype) for name, v in zip(names, trainable)]
+    inputs += [("support_x", (n, *shape), tf.float32), ("support_y", (n,), tf.int64)]
+    parameters = names[:len(trainable)]
+    frozen_values = [v.value for v in frozen]  # constants of the step
+    signature = _signature(inputs)
+    return Phase(inputs, [f"adapted.{p}" for p in parameters], parameters, shape, classes,
+                 trace=lambda: _adapt_function(model, frozen_values, args.inner_steps, args.inner_lr,
+                                               classes, signature))
 
 
 # ---------------------------------------------------------------- the model
@@ -266,7 +285,7 @@ def cross_entropy(logits, labels, classes: int):
     return -tf.reduce_mean(tf.reduce_sum(targets * tf.nn.log_softmax(logits), axis=-1))
 
 
-def input_set(args: argparse.Namespace, s: int, model: keras.Model, inputs, classes: int) -> dict[str, np.ndarray]:
+def input_set(args: argparse.Namespace, s: int, model: keras.Model, phase: Phase) -> dict[str, np.ndarray]:
     """Input set `s`, drawn from seed + s: the model's own variables (set 1) or each trainable one
     moved by PERTURBATION × its standard deviation (set 2, so no value is special, e.g.
     BatchNormalization's zero shifts), random inputs, balanced labels in random order."""
@@ -274,7 +293,7 @@ def input_set(args: argparse.Namespace, s: int, model: keras.Model, inputs, clas
     values = {v.path.replace("/", "."): np.asarray(v.numpy()) for v in model.variables}
     trainable = {v.path.replace("/", ".") for v in model.trainable_variables}
     feed = {}
-    for name, shape, dtype in inputs:
+    for name, shape, _ in phase.inputs:
         if name in values:
             v = values[name]
             if s > 1 and name in trainable:
@@ -282,7 +301,7 @@ def input_set(args: argparse.Namespace, s: int, model: keras.Model, inputs, clas
                 v = (v + PERTURBATION * spread * rng.standard_normal(v.shape)).astype(v.dtype)
             feed[name] = v
         elif name == "support_y":
-            feed[name] = rng.permutation(np.arange(shape[0]) % classes).astype(np.int64)
+            feed[name] = rng.permutation(np.arange(shape[0]) % phase.classes).astype(np.int64)
         else:
             feed[name] = rng.standard_normal(shape).astype(np.float32)
     return feed
