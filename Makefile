@@ -3,8 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# TensorFlow's own venv for `hwsim export --framework tensorflow` (algorithms/frameworks/): its
+# pins are not hwsim's. The stamp tells the exporter that pip finished.
+TF_VENV  := .venv-tf
+TF_STAMP := $(TF_VENV)/.installed
 
-.PHONY: demo test test-slow test-all bench clean setup
+.PHONY: demo test test-slow test-all bench clean setup tf
 
 setup: $(STAMP)
 
@@ -15,17 +19,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
+# A changed constraints-tf.txt rebuilds the venv from nothing, so no old package lingers.
+tf: $(TF_STAMP)
+
+$(TF_STAMP): constraints-tf.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (the TensorFlow venv needs Python 3.11; set PYTHON=...)" >&2; exit 2; }
+	rm -rf $(TF_VENV)
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet -c constraints-tf.txt tensorflow-cpu tf2onnx onnx
+	@touch $(TF_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/hwsim demo --out out/demo
 
-test: $(STAMP)
+test: $(STAMP) $(TF_STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(TF_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -33,4 +47,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py --peers --out BENCHMARKS.md
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .hwsim-cache
+	rm -rf $(VENV) $(TF_VENV) out .pytest_cache .hwsim-cache

@@ -26,6 +26,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phase", default="meta_train", help="infer, adapt or meta_train")
     p.add_argument("-o", "--output", required=True, type=Path, help="ONNX file to write")
     p.add_argument("--no-cache", action="store_true", help="re-export even if cached")
+    p.add_argument("--framework", choices=("pytorch", "tensorflow"), default="pytorch",
+                   help="tensorflow: a Keras model (--model, or the Keras --backbone) converted by "
+                        "tf2onnx in .venv-tf (make tf); phases infer and adapt")
+    p.add_argument("--model", metavar="FILE.py:FUNCTION",
+                   help="with --framework tensorflow: a function returning your keras.Model")
     p.set_defaults(run=export)
 
     p = sub.add_parser("simulate", help="compile an ONNX model onto hardware and simulate it")
@@ -88,9 +93,18 @@ def phase_spec(fields: dict[str, Any], algorithm: str, phase: str) -> "PhaseSpec
 def export(args: argparse.Namespace) -> int:
     from .. import pipeline
 
-    spec = phase_spec(vars(args), args.algo, args.phase)
     check_output(args.output, "-o")
-    model = pipeline.export(spec, use_cache=not args.no_cache)
+    if args.framework == "tensorflow":
+        from algorithms.frameworks import KerasPhaseSpec, export_keras_phase
+
+        spec = KerasPhaseSpec(args.model or args.backbone, args.phase, args.algo, args.way, args.shot,
+                              args.query, args.inner_steps, args.inner_lr, args.seed)
+        model = export_keras_phase(spec, cache_dir=None if args.no_cache else pipeline.default_cache_dir())
+    elif args.model:
+        raise UsageError("--model: only with --framework tensorflow")
+    else:
+        spec = phase_spec(vars(args), args.algo, args.phase)
+        model = pipeline.export(spec, use_cache=not args.no_cache)
     write_atomic(args.output, model.SerializeToString())
     print(f"wrote {args.output}: {spec.algorithm} {spec.phase}, {len(model.graph.node)} nodes")
     return 0
