@@ -4,9 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all bench clean setup
+.PHONY: demo test test-slow test-all bench clean setup browser
 
 setup: $(STAMP)
+
+# Debian's Chromium for the report tests (headless, driven by playwright's Python package,
+# which is pointed at it and never downloads a browser). CI runs as root on a clean Debian.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	  else echo "error: $(CHROMIUM) missing; run 'sudo apt-get install chromium' (the report tests need it)" >&2; exit 2; fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (hwsim needs Python 3.11; set PYTHON=...)" >&2; exit 2; }
@@ -18,14 +27,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/hwsim demo --out out/demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

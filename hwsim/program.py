@@ -91,6 +91,11 @@ class Program:
     # Memory occupied before the first task, per level (e.g. graph inputs and parameters
     # already in DRAM): the start of the footprint-over-time trace.
     initial_memory: dict[str, int] = field(default_factory=dict)
+    # On-chip bytes the schedule wants resident, unclipped by capacity, per level (the same
+    # level names as mem_alloc): [(task id, bytes)], meaning "from the start of that task on,
+    # the schedule wants this many bytes on the level". Left empty by a lowering that does not
+    # track demand; `SimResult.memory_demand` puts it on the simulated clock.
+    memory_demand: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Dependencies point backwards (the list is topological) and resources exist."""
