@@ -45,9 +45,11 @@ def csv_safe(value: Any) -> Any:
 
 def csv_text(frame: "pd.DataFrame") -> str:
     """`frame` as CSV with every text cell and column name passed through `csv_safe`."""
+    from pandas.api.types import is_numeric_dtype
+
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype).startswith("string"):
+        if not is_numeric_dtype(out[col]):   # text, whatever its dtype (object, str, string)
             out[col] = out[col].map(csv_safe)
     out.columns = [csv_safe(str(c)) for c in out.columns]
     return out.to_csv(index=False)

@@ -46,7 +46,12 @@ def _render(fig: Figure, plot_id: str, title: str, caption: str) -> Plot:
     with matplotlib.rc_context({"svg.hashsalt": f"hwsim-{plot_id}", "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     svg = buf.getvalue()
-    return Plot(plot_id, title, svg[svg.index("<svg"):], caption)
+    svg = svg[svg.index("<svg"):]
+    # matplotlib's RDF block (creator, format) adds nothing to a page
+    lo, hi = svg.find("<metadata>"), svg.find("</metadata>")
+    if 0 <= lo < hi:
+        svg = svg[:lo] + svg[hi + len("</metadata>"):]
+    return Plot(plot_id, title, svg, caption)
 
 
 def _figure(width: float, height: float) -> Figure:
