@@ -165,8 +165,7 @@ def memory_timeline(result: SimResult, target: Target | None) -> Plot:
     fig = _figure(7.5, 0.6 + 1.9 * max(1, len(levels)))
     axes = fig.subplots(max(1, len(levels)), 1, sharex=True, squeeze=False)[:, 0]
     for ax, level in zip(axes, levels):
-        for g, lo, hi in bands:
-            ax.axvspan(lo * to_us, hi * to_us, color=band_colors[g], alpha=0.55, lw=0)
+        _shade(ax, bands, band_colors, to_us)
         trace = decimate(result.memory_trace[level], TRACE_POINTS)
         ax.step([t * to_us for t, _ in trace] + [result.cycles * to_us],
                 [b for _, b in trace] + [trace[-1][1]], where="post", color="#1f4e79", lw=1.2,
@@ -196,6 +195,16 @@ def memory_timeline(result: SimResult, target: Target | None) -> Plot:
                    "(inner steps, query, meta-gradient, outer update) — second-order MAML keeps the "
                    "activations of every inner step alive until the meta-gradient, which shows as a "
                    "plateau across the bands." + no_demand)
+
+
+def _shade(ax, bands, colors, to_us: float, label: bool = False) -> None:
+    """Phase bands as one collection per group (thousands of spans draw as a few artists)."""
+    by_group: dict[str, list[tuple[float, float]]] = {}
+    for g, lo, hi in bands:
+        by_group.setdefault(g, []).append((lo * to_us, (hi - lo) * to_us))
+    for g, spans in by_group.items():
+        ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color=colors[g], alpha=0.55, lw=0,
+                       label=g if label else None)
 
 
 def peak_memory_by_phase(result: SimResult) -> Plot:
@@ -393,8 +402,7 @@ def runs_memory_timelines(labels: Sequence[str], results: Sequence[SimResult]) -
         bands = metrics.phase_bands(r) if r.timeline else []
         groups = list(dict.fromkeys(g for g, _, _ in bands))
         bc = _colors(groups, "Pastel1" if len(groups) <= 9 else "tab20")
-        for g, lo, hi in bands:
-            ax.axvspan(lo * to_us, hi * to_us, color=bc[g], alpha=0.55, lw=0, label=g)
+        _shade(ax, bands, bc, to_us, label=True)
         tr = decimate(r.memory_trace[level], TRACE_POINTS // 2)
         ax.step([t * to_us for t, _ in tr] + [r.cycles * to_us], [b for _, b in tr] + [tr[-1][1]],
                 where="post", color="#1f4e79", lw=1.1)
