@@ -8,9 +8,18 @@ STAMP  := $(VENV)/.installed
 TF_VENV  := .venv-tf
 TF_STAMP := $(TF_VENV)/.installed
 
-.PHONY: demo test test-slow test-all bench clean setup tf
+.PHONY: demo test test-slow test-all bench clean setup tf browser
 
 setup: $(STAMP)
+
+# Debian's Chromium for the report tests (headless, driven by playwright's Python package,
+# which is pointed at it and never downloads a browser). CI runs as root on a clean Debian.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	  else echo "error: $(CHROMIUM) missing; run 'sudo apt-get install chromium' (the report tests need it)" >&2; exit 2; fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (hwsim needs Python 3.11; set PYTHON=...)" >&2; exit 2; }
@@ -32,14 +41,14 @@ $(TF_STAMP): constraints-tf.txt
 demo: $(STAMP)
 	$(VENV)/bin/hwsim demo --out out/demo
 
-test: $(STAMP) $(TF_STAMP)
+test: $(STAMP) $(TF_STAMP) browser
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-test-all: $(STAMP) $(TF_STAMP)
+test-all: $(STAMP) $(TF_STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -75,4 +75,7 @@ def simulate(model: Frontend | Source, hw: HardwareConfig, **options: object) ->
         program = lower(front, hw, **options)
         result = run_program(program, static_power_mw=hw.technology.static_power_mw,
                              energy_table=energy_table(hw))
+    # the configuration travels with the result: a saved result can be re-priced and reported
+    # on its own (roofs, capacities, area), with no access to the YAML it came from
+    result.hardware = hw.model_dump(mode="json")
     return Run(front, hw, program, result)

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .energy import action_price, component_of
-from .technology import Price
+from .errors import BadInput
 from .scope import phase_part
+from .technology import DTYPE_ALIAS, DTYPE_BITS, Price
 
 if TYPE_CHECKING:  # pandas is imported lazily: the engine does not need it
     import pandas as pd
@@ -46,6 +47,18 @@ class TaskRecord:
     ready_without_transfers: float = 0.0
     # cycles within [start, end] the task held its unit waiting for data it streams in
     stalled: float = 0.0
+    # Filled by `SimResult.build` from the Program (the engine does not need them):
+    bytes: int = 0             # transfer / reconfiguration: bytes moved
+    macs: float = 0.0          # compute: MACs (all `mac.*` actions)
+    ops: float = 0.0           # compute: other arithmetic (vector lane, LUT, PE ops)
+    # compute: DRAM bytes of the loads that fed it and of the stores of its results, so each
+    # op has an arithmetic intensity (the roofline); a transfer shared by several tasks is
+    # split evenly between them
+    dram_bytes: float = 0.0
+
+
+class ResultFormatError(BadInput):
+    """A file that is not a SimResult written by `SimResult.to_json`."""
 
 
 # Action components that are not memory levels of the chip: compute and the off-chip side.
@@ -68,16 +81,26 @@ class SimResult:
     metadata: dict[str, str] = field(default_factory=dict)
     not_modelled: list[str] = field(default_factory=list)
     unit_capacity: dict[str, int] = field(default_factory=dict)
+    # The hardware configuration the run was lowered for, as JSON data (`model_dump(mode=
+    # "json")`), so a saved result is a complete record and can be re-priced or reported on
+    # its own. Empty when whoever built the result did not attach it.
+    hardware: dict[str, Any] = field(default_factory=dict)
+    # On-chip bytes the schedule *wanted* resident per level, unclipped by capacity: a step
+    # trace like `memory_trace` (same level names, (cycle, bytes) sorted by cycle, each value
+    # holding until the next point). `memory_trace` never exceeds a buffer; where demand does,
+    # the difference was spilled or streamed. Empty when the lowering does not report demand.
+    memory_demand: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, program: "Program", cycles: float, actions, timeline, busy, peak_memory,
               memory_trace, static_power_mw: float, energy_table) -> "SimResult":
         return cls(program=program.name, target=program.target, clock_hz=program.clock_hz,
-                   cycles=cycles, actions=actions, timeline=timeline, busy=busy,
+                   cycles=cycles, actions=actions, timeline=_with_work(program, timeline), busy=busy,
                    peak_memory=peak_memory, memory_trace=memory_trace,
                    static_power_mw=static_power_mw, prices=dict(energy_table or {}),
                    metadata=dict(program.metadata), not_modelled=list(program.not_modelled),
-                   unit_capacity={n: r.capacity for n, r in program.resources.items()})
+                   unit_capacity={n: r.capacity for n, r in program.resources.items()},
+                   memory_demand=_demand_over_time(program, timeline))
 
     # ---- latency -----------------------------------------------------------------------------
     @property
@@ -188,15 +211,16 @@ class SimResult:
 
     # ---- per-phase latency ---------------------------------------------------------------------
     def phase_breakdown(self) -> list[dict[str, Any]]:
-        """Per phase part: busy cycles of compute and transfer tasks, the span from its first
-        start to its last end, MACs, DRAM bytes and dynamic energy."""
-        spans: dict[str, list[float]] = {}
+        """Per phase part: the time its own tasks were running (`span_cycles`: the union of
+        their [start, end] intervals, so a part whose tasks sit at both ends of the run does not
+        claim the middle), its first start and last end, busy cycles of its compute and
+        transfer tasks, MACs, DRAM bytes and dynamic energy."""
+        intervals: dict[str, list[tuple[float, float]]] = defaultdict(list)
         compute: dict[str, float] = defaultdict(float)
         transfer: dict[str, float] = defaultdict(float)
         for r in self.timeline:
             p = phase_part(r.scope)
-            lo_hi = spans.setdefault(p, [r.start, r.end])
-            lo_hi[0], lo_hi[1] = min(lo_hi[0], r.start), max(lo_hi[1], r.end)
+            intervals[p].append((r.start, r.end))
             (compute if r.kind == "compute" else transfer)[p] += r.end - r.start
         macs: dict[str, float] = defaultdict(float)
         dram: dict[str, float] = defaultdict(float)
@@ -208,11 +232,26 @@ class SimResult:
                 dram[p] += r.count
         energy = self.energy_by_phase()
         rows = []
-        for p, (lo, hi) in sorted(spans.items(), key=lambda kv: (kv[1][0], kv[0])):
-            rows.append({"phase_part": p, "first_start": lo, "span_cycles": hi - lo,
+        for p, spans in intervals.items():
+            merged = merge_intervals(spans)
+            rows.append({"phase_part": p, "first_start": merged[0][0], "last_end": merged[-1][1],
+                         "span_cycles": sum(hi - lo for lo, hi in merged),
                          "compute_busy_cycles": compute[p], "transfer_busy_cycles": transfer[p],
                          "macs": macs[p], "dram_bytes": dram[p], "energy_pj": energy.get(p, 0.0)})
+        rows.sort(key=lambda row: (row["first_start"], row["phase_part"]))
         return rows
+
+    # ---- memory pressure -----------------------------------------------------------------------
+    def peak_memory_demand(self) -> dict[str, int]:
+        """Per level, the most on-chip bytes the schedule wanted at once (see `memory_demand`)."""
+        return {lvl: max((b for _, b in trace), default=0) for lvl, trace in self.memory_demand.items()}
+
+    def spill_traffic(self) -> dict[str, float]:
+        """Bytes and count of the transfers that evicted live data from on chip: the NPU
+        lowering's `spill <tensor>` (a live tensor pushed to DRAM to make room) and `writeback
+        <tensor>` (a dirty tensor stored on eviction) tasks."""
+        spilled = [r for r in self.timeline if r.kind == "transfer" and r.name.startswith(SPILL_PREFIXES)]
+        return {"bytes": float(sum(r.bytes for r in spilled)), "transfers": float(len(spilled))}
 
     # ---- conversions ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -227,6 +266,8 @@ class SimResult:
             "dram_read_bytes": t.get("dram.read", 0.0), "dram_write_bytes": t.get("dram.write", 0.0),
             "sram_read_bytes": chip["read"], "sram_write_bytes": chip["write"],
             "peak_memory_bytes": self.peak_memory,
+            "peak_memory_demand_bytes": self.peak_memory_demand(),
+            "spill_bytes": self.spill_traffic()["bytes"],
             "utilization": self.utilization(),
             "stall_cycles": {u: s["stall_cycles"] for u, s in self.stalls().items()},
         }
@@ -239,11 +280,58 @@ class SimResult:
         return d
 
     def to_json(self, *, timeline: bool = True) -> str:
+        """The result as JSON. Without the timeline the memory traces are kept decimated to at
+        most `TRACE_POINTS` points per level, peaks kept (`decimate`), so a compact result still
+        shows its footprint over time and its true peaks."""
         d = self.to_dict()
         if not timeline:
             d.pop("timeline")
-            d.pop("memory_trace")
+            d["memory_trace"] = {k: decimate(v, TRACE_POINTS) for k, v in self.memory_trace.items()}
+            d["memory_demand"] = {k: decimate(v, TRACE_POINTS) for k, v in self.memory_demand.items()}
+            d["timeline_omitted"] = True
         return json.dumps(d, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "result") -> "SimResult":
+        """A result back from `to_dict`/`to_json` data; the derived keys (summary, phase
+        breakdown, ...) are recomputed, not read. ResultFormatError names what is missing."""
+        if not isinstance(d, Mapping):
+            raise ResultFormatError(f"{where}: not a hwsim result (expected a JSON object)")
+        missing = [k for k in _REQUIRED if k not in d]
+        if missing:
+            raise ResultFormatError(f"{where}: not a hwsim result (missing {', '.join(missing)}); "
+                                    "expected the JSON of `hwsim simulate --json`")
+        try:
+            return cls(
+                program=str(d["program"]), target=str(d["target"]), clock_hz=float(d["clock_hz"]),
+                cycles=float(d["cycles"]),
+                actions=[ActionRow(str(a["action"]), str(a["op_type"]), str(a["scope"]), float(a["count"]))
+                         for a in d["actions"]],
+                timeline=[TaskRecord(**{k: v for k, v in t.items() if k in _RECORD_FIELDS})
+                          for t in d.get("timeline", [])],
+                busy={str(k): float(v) for k, v in d["busy"].items()},
+                peak_memory={str(k): int(v) for k, v in d["peak_memory"].items()},
+                memory_trace=_trace(d.get("memory_trace", {})),
+                static_power_mw=float(d["static_power_mw"]),
+                prices={str(k): Price(float(p["pj"]), str(p["unit"]), str(p["source"]))
+                        for k, p in d["prices"].items()},
+                metadata={str(k): str(v) for k, v in d.get("metadata", {}).items()},
+                not_modelled=[str(n) for n in d.get("not_modelled", [])],
+                unit_capacity={str(k): int(v) for k, v in d.get("unit_capacity", {}).items()},
+                hardware=dict(d.get("hardware") or {}),
+                memory_demand=_trace(d.get("memory_demand", {})),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ResultFormatError(f"{where}: malformed hwsim result ({e.__class__.__name__}: "
+                                    f"{' '.join(str(e).split())[:200]})") from None
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "result") -> "SimResult":
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ResultFormatError(f"{where}: not JSON ({e})") from None
+        return cls.from_dict(data, where)
 
     def actions_frame(self) -> "pd.DataFrame":
         import pandas as pd
@@ -258,3 +346,107 @@ class SimResult:
         import pandas as pd
 
         return pd.DataFrame([asdict(r) for r in self.timeline])
+
+
+# Names of the NPU lowering's transfers that evict live data (see `SimResult.spill_traffic`).
+SPILL_PREFIXES = ("spill ", "writeback ")
+# Points per level kept in a result saved without its timeline.
+TRACE_POINTS = 512
+
+_REQUIRED = ("program", "target", "clock_hz", "cycles", "actions", "busy", "peak_memory",
+             "static_power_mw", "prices")
+_RECORD_FIELDS = frozenset(TaskRecord.__dataclass_fields__)
+# Actions that count arithmetic are `<unit>.<dtype>`; the others count bytes or events.
+_DTYPES = frozenset(DTYPE_BITS) | frozenset(DTYPE_ALIAS)
+
+
+def _trace(data: Mapping[str, Any]) -> dict[str, list[tuple[float, int]]]:
+    return {str(k): [(float(t), int(b)) for t, b in v] for k, v in data.items()}
+
+
+def merge_intervals(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, disjoint intervals covering the same time as `spans`."""
+    out: list[list[float]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
+
+
+def decimate(trace: list[tuple[float, int]], max_points: int) -> list[tuple[float, int]]:
+    """A step trace cut to about `max_points` points that keeps its shape where it matters:
+    the run is split into equal time buckets and each keeps its first point, its highest and its
+    last (in time order), so every peak and the value at each bucket's end survive."""
+    if len(trace) <= max_points:
+        return list(trace)
+    buckets = max(1, max_points // 3)
+    t0, t1 = trace[0][0], trace[-1][0]
+    width = (t1 - t0) / buckets or 1.0
+    out: list[tuple[float, int]] = []
+    start = 0
+    n = len(trace)
+    while start < n:
+        b = min(buckets - 1, int((trace[start][0] - t0) / width))
+        end = start
+        while end + 1 < n and min(buckets - 1, int((trace[end + 1][0] - t0) / width)) == b:
+            end += 1
+        top = max(range(start, end + 1), key=lambda i: (trace[i][1], -i))
+        for i in sorted({start, top, end}):
+            out.append(trace[i])
+        start = end + 1
+    return out
+
+
+def _with_work(program: "Program", timeline: list[TaskRecord]) -> list[TaskRecord]:
+    """The engine's records with each task's work from the Program: bytes moved, MACs, other
+    arithmetic, and for a compute task the DRAM bytes that fed it and stored its results."""
+    # TaskKind is a str Enum; compared by value, since result and program are sibling layers
+    tasks = program.tasks
+    fed = [0.0] * len(tasks)
+    readers: dict[int, list[int]] = defaultdict(list)   # load -> compute tasks it feeds
+    writers: dict[int, list[int]] = defaultdict(list)   # store -> compute tasks it stores
+    for t in tasks:
+        if t.kind == "compute":
+            for d in {*t.deps, *t.streams}:
+                if tasks[d].kind == "transfer" and tasks[d].actions.get("dram.read"):
+                    readers[d].append(t.id)
+        elif t.kind == "transfer" and t.actions.get("dram.write"):
+            for d in t.deps:
+                if tasks[d].kind == "compute":
+                    writers[t.id].append(d)
+    for links, action in ((readers, "dram.read"), (writers, "dram.write")):
+        for tid, users in links.items():
+            share = tasks[tid].actions[action] / len(users)
+            for u in users:
+                fed[u] += share
+    out = []
+    for r in timeline:
+        t = tasks[r.id]
+        macs = ops = 0.0
+        for action, count in t.actions.items():
+            unit, _, what = action.partition(".")
+            if unit == "mac":
+                macs += count
+            elif what in _DTYPES:
+                ops += count
+        out.append(TaskRecord(r.id, r.name, r.kind, r.unit, r.ready, r.start, r.end, r.scope, r.op_type,
+                              r.ready_without_transfers, r.stalled, t.bytes, macs, ops, fed[r.id]))
+    return out
+
+
+def _demand_over_time(program: "Program", timeline: list[TaskRecord]) -> dict[str, list[tuple[float, int]]]:
+    """`Program.memory_demand` ({level: [(task id, bytes wanted from that task's start on)]}) on
+    the simulated clock: a step trace per level, one point per instant (the last one given)."""
+    out: dict[str, list[tuple[float, int]]] = {}
+    for level, points in sorted(program.memory_demand.items()):
+        timed = sorted(((timeline[tid].start, i, int(b)) for i, (tid, b) in enumerate(points)))
+        trace: list[tuple[float, int]] = []
+        for t, _, b in timed:
+            if trace and trace[-1][0] == t:
+                trace[-1] = (t, b)
+            else:
+                trace.append((t, b))
+        out[level] = trace
+    return out

@@ -19,7 +19,22 @@ KEY = "fabric.configurations"
 
 
 def configurations(r: SimResult) -> list[dict[str, Any]]:
+    """The configuration report of a fabric run ([] for an NPU run). The one place that reads
+    it: it is JSON text in the metadata today and will become typed data."""
     return json.loads(r.metadata.get(KEY, "[]"))
+
+
+def fabric_record(r: SimResult) -> dict[str, Any] | None:
+    """Everything a report shows about a fabric run's configurations, or None (not a fabric)."""
+    if KEY not in r.metadata:
+        return None
+    configs = configurations(r)
+    m = r.metadata
+    return {"mode": m.get("fabric.mode", "?"), "configs": configs,
+            "kinds": list(configs[0]["available"]) if configs else [],
+            "reconfigurations": int(float(m.get("fabric.reconfigurations", 0))),
+            "reconfiguration_bytes": float(m.get("fabric.reconfiguration_bytes", 0)),
+            "entry_load": m.get("fabric.entry_load", "charged")}
 
 
 def configuration_table(r: SimResult, *, markdown: bool = False) -> str:

@@ -1,68 +1,137 @@
-"""A self-contained HTML report of a sweep: the Pareto set, a latency–energy plot (inline SVG),
-and every point. All names are escaped; nothing is fetched when the page opens."""
+"""Self-contained HTML reports: one page per kind of result — a run, a comparison of runs
+(with accuracy beside cost when train results were joined), a sweep.
+
+Pages are rendered from Jinja2 templates (`reports/templates/`) with autoescaping on, so every
+name from an input is escaped; plots are inline SVG (`reports.figures`); the page has no script
+and fetches nothing. A page is a complete record: the figures, the tables behind them, the
+hardware configuration with its sources and the energy table with the source of every price.
+"""
 
 from __future__ import annotations
 
-import html
-import io
+from functools import lru_cache
 from typing import Any, Sequence
 
+from hwsim.result import SimResult
+
+from . import figures, metrics
+from .compare import Run, matrix
+from .fabric import fabric_record
+from .tables import si
+from .target import Target, target_of
+
+
+def run_page(result: SimResult, *, title: str | None = None) -> str:
+    target = target_of(result)
+    meta = result.metadata
+    what = " ".join(x for x in (meta.get("algorithm", ""), meta.get("phase", "")) if x) or result.program
+    return _render("run.html.j2",
+                   title=title or f"hwsim: {what} on {result.target}",
+                   subtitle=_setting(meta),
+                   r=result, plots=figures.run_plots(result, target),
+                   efficiency=metrics.mac_efficiency(result, target), busy=metrics.compute_busy(result),
+                   spill=result.spill_traffic(), levels=metrics.memory_levels(result, target),
+                   stalls=result.stalls(),
+                   phases=result.phase_breakdown() if result.timeline else [],
+                   fabric=fabric_record(result), record=_record(result, target),
+                   metadata=sorted((k, v) for k, v in meta.items() if not k.startswith("fabric.")))
+
+
+def comparison_page(runs: Sequence[Run], *, title: str, notes: Sequence[str] = (),
+                    accuracy: Sequence[dict] | None = None) -> str:
+    from .accuracy import MATCH_FIELDS, METRICS
+
+    runs = list(runs)
+    targets_of = {id(r): target_of(r.result) for r in runs}
+    labels = [f"{r.algorithm} · {r.phase} · {r.result.target}" for r in runs]
+    results = [r.result for r in runs]
+    plots = [figures.runs_energy(labels, results),
+             figures.runs_latency_energy(labels, results, [r.phase for r in runs]),
+             figures.runs_memory(labels, results, [targets_of[id(r)] for r in runs])]
+    timelines = figures.runs_memory_timelines(labels, results)
+    if timelines is not None:
+        plots.append(timelines)
+    metric = accuracy[0]["metric"] if accuracy else ""
+    if accuracy:
+        plots.insert(0, figures.accuracy_cost(accuracy, metric))
+    totals = []
+    for r in runs:
+        res, t = r.result, targets_of[id(r)]
+        level = metrics.main_level(res)
+        cap = t.capacity(level) if (t and level) else None
+        totals.append({"algorithm": r.algorithm, "phase": r.phase, "target": res.target,
+                       "seconds": res.seconds, "energy_j": res.energy_pj * 1e-12, "macs": res.macs,
+                       "efficiency": metrics.mac_efficiency(res, t), "busy": metrics.compute_busy(res),
+                       "dram": sum(v for k, v in res.traffic().items() if k.startswith("dram.")),
+                       "peak": res.peak_memory.get(level, 0) if level else 0,
+                       "demand": res.peak_memory_demand().get(level) if level else None,
+                       "capacity": cap[0] if cap else None, "spill": res.spill_traffic()["bytes"]})
+    records: dict[str, dict[str, Any]] = {}
+    for r in runs:   # one record per target: the configuration and its energy table
+        records.setdefault(r.result.target, _record(r.result, targets_of[id(r)]))
+    fabrics = [(lab, f) for lab, r in zip(labels, runs) if (f := fabric_record(r.result))]
+    cells = matrix(runs)
+    not_modelled = list(dict.fromkeys(n for r in runs for n in r.result.not_modelled))
+    return _render("comparison.html.j2", title=title, subtitle=f"{len(runs)} runs", notes=list(notes),
+                   matrix=cells, targets=list(dict.fromkeys(r.result.target for r in runs)),
+                   first_algorithm=runs[0].algorithm if runs else "",
+                   first_target=runs[0].result.target if runs else "",
+                   totals=totals, plots=plots, accuracy=list(accuracy or []), metric=metric,
+                   better=METRICS.get(metric, ""), matched_on=MATCH_FIELDS, fabrics=fabrics,
+                   runs=[{"label": lab, "levels": metrics.memory_levels(r.result, targets_of[id(r)]),
+                          "phases": r.result.phase_breakdown() if r.result.timeline else []}
+                         for lab, r in zip(labels, runs)],
+                   records=list(records.items()), not_modelled=not_modelled)
+
+
 COLUMNS_FIRST = ("point", "model")
-METRICS = ("cycles", "seconds", "energy_pj", "macs", "dram_bytes", "peak_sram_bytes", "array_utilization")
+SWEEP_METRICS = ("cycles", "seconds", "energy_pj", "macs", "dram_bytes", "peak_sram_bytes", "array_utilization")
 
 
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def _table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    params = [k for k in rows[0] if k not in COLUMNS_FIRST and k not in METRICS]
-    cols = [*COLUMNS_FIRST, *params, *(m for m in METRICS if m in rows[0])]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "\n".join("<tr>" + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in cols) + "</tr>"
-                     for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
-
-
-def _plot(rows: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for model in sorted({r["model"] for r in rows}):
-        pts = [r for r in rows if r["model"] == model]
-        ax.scatter([r["seconds"] * 1e6 for r in pts], [r["energy_pj"] * 1e-6 for r in pts], s=14,
-                   alpha=0.5, label=str(model))
-        fr = sorted((r for r in front if r["model"] == model), key=lambda r: r["seconds"])
-        ax.plot([r["seconds"] * 1e6 for r in fr], [r["energy_pj"] * 1e-6 for r in fr], marker="o")
-    ax.set_xlabel("latency (µs)")
-    ax.set_ylabel("energy (µJ)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
-
-
-def sweep_html(rows: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], *, title: str,
+def sweep_page(rows: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], *, title: str,
                notes: Sequence[str] = ()) -> str:
-    style = ("body{font-family:sans-serif;margin:2em;max-width:75em}"
-             "table{border-collapse:collapse;font-size:0.85em}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-             "th{background:#eee}")
-    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><ul>{note_html}</ul>"
-            f"<h2>Latency and energy</h2>{_plot(rows, front) if rows else ''}"
-            f"<h2>Pareto set (per model)</h2>{_table(front)}"
-            f"<h2>All points</h2>{_table(rows)}</body></html>")
+    cols: list[str] = []
+    if rows:
+        params = [k for k in rows[0] if k not in COLUMNS_FIRST and k not in SWEEP_METRICS]
+        cols = [*COLUMNS_FIRST, *params, *(m for m in SWEEP_METRICS if m in rows[0])]
+    plots = [figures.sweep_scatter(rows, front)] if rows else []
+    return _render("sweep.html.j2", title=title, subtitle=f"{len(rows)} results, {len(front)} on the Pareto set",
+                   notes=list(notes), plots=plots, rows=list(rows), front=list(front), columns=cols)
+
+
+# ---- rendering ----------------------------------------------------------------------------------
+
+def _record(result: SimResult, target: Target | None) -> dict[str, Any]:
+    return {"target": target, "prices": sorted(result.prices.items())}
+
+
+def _setting(meta: dict[str, str]) -> str:
+    keys = ("backbone", "way", "shot", "query", "inner_steps", "meta_batch", "first_order", "dtype")
+    return ", ".join(f"{k.replace('_', ' ')} {meta[k]}" for k in keys if k in meta)
+
+
+def _render(template: str, **context: Any) -> str:
+    from hwsim import __version__
+
+    return _environment().get_template(template).render(version=__version__, **context)
+
+
+@lru_cache(maxsize=1)
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["si"] = _si
+    env.filters["pct"] = lambda x, digits=1: f"{100 * x:.{digits}f} %"
+    env.filters["num"] = lambda x: f"{x:,.0f}"
+    env.filters["cell"] = _cell
+    return env
+
+
+def _si(value: float | None, unit: str) -> str:
+    return "—" if value is None else si(float(value), unit)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

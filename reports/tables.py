@@ -6,6 +6,8 @@ from typing import Any, Iterable, Sequence
 
 from hwsim.result import SimResult
 
+from .cells import md, plain
+
 
 def si(value: float, unit: str) -> str:
     """12.3 µs, 4.56 mJ, 1.2 GB: three significant digits and an SI prefix."""
@@ -19,7 +21,11 @@ def si(value: float, unit: str) -> str:
 
 
 def render(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, markdown: bool = False) -> str:
-    rows = [[str(c) for c in r] for r in rows]
+    """An aligned table; every cell is made safe for its format (`reports.cells`), so a name
+    holding `|`, a newline or markup cannot break the table or inject anything."""
+    cell = md if markdown else plain
+    headers = [cell(h) for h in headers]
+    rows = [[cell(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     def line(cells):
         body = (" | " if markdown else "  ").join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -33,6 +39,8 @@ def render(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, markdown: b
 
 
 def summary_table(r: SimResult, *, markdown: bool = False) -> str:
+    from .metrics import compute_busy, mac_efficiency, memory_levels
+
     s = r.summary()
     rows = [
         ("target", r.target),
@@ -45,8 +53,21 @@ def summary_table(r: SimResult, *, markdown: bool = False) -> str:
         ("DRAM read / write", f"{si(s['dram_read_bytes'], 'B')} / {si(s['dram_write_bytes'], 'B')}"),
         ("SRAM read / write", f"{si(s['sram_read_bytes'], 'B')} / {si(s['sram_write_bytes'], 'B')}"),
     ]
-    rows += [(f"peak {lvl}", si(b, "B")) for lvl, b in r.peak_memory.items()]
-    rows += [(f"util {u}", f"{x:.1%}") for u, x in r.utilization().items()]
+    eff, busy = mac_efficiency(r), compute_busy(r)
+    # busy time is not efficiency: a unit can be busy all run doing a sliver of its peak MACs
+    rows.append(("MAC efficiency", "n/a (result has no hardware record)" if eff is None else
+                 f"{eff:.3%} of peak MACs" + (f" (compute units busy {busy:.1%})" if busy is not None else "")))
+    for m in memory_levels(r):
+        text = si(m.peak, "B")
+        if m.demand is not None:
+            text += f", demand {si(m.demand, 'B')}"
+        if m.capacity:
+            text += f" of {si(m.capacity, 'B')}"
+        rows.append((f"peak {m.level}", text))
+    spill = r.spill_traffic()
+    if spill["transfers"]:
+        rows.append(("spilled", f"{si(spill['bytes'], 'B')} in {spill['transfers']:,.0f} transfers"))
+    rows += [(f"busy {u}", f"{x:.1%}") for u, x in r.utilization().items()]
     return render(("metric", "value"), rows, markdown=markdown)
 
 
@@ -54,5 +75,6 @@ def phase_table(r: SimResult, *, markdown: bool = False) -> str:
     rows = [(p["phase_part"], f"{p['span_cycles']:,.0f}", f"{p['compute_busy_cycles']:,.0f}",
              f"{p['macs']:,.0f}", si(p["dram_bytes"], "B"), si(p["energy_pj"] * 1e-12, "J"))
             for p in r.phase_breakdown()]
+    # span: the time the part's own tasks were running (union of their intervals)
     return render(("phase part", "span cyc", "compute cyc", "MACs", "DRAM", "energy"), rows,
                   markdown=markdown)

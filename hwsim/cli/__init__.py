@@ -21,7 +21,7 @@ class UsageError(BadInput):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands, explore, train
+    from . import commands, explore, report, train
 
     ap = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"hwsim {__version__}")
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub)
     train.add_parser(sub)
     explore.add_parsers(sub)
+    report.add_parsers(sub)
     return ap
 
 

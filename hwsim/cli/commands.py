@@ -52,6 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phases", default="infer,adapt,meta_train", help="comma-separated phases")
     p.add_argument("--hw", default="edge-npu", help="comma-separated presets or YAML files")
     p.add_argument("--report", type=Path, required=True, help="output folder (report.md, CSVs)")
+    p.add_argument("--accuracy", nargs="+", type=Path, default=[], metavar="TRAIN_JSON",
+                   help="`hwsim train --out` results to set beside the simulated cost")
     p.set_defaults(run=compare)
 
     p = sub.add_parser("demo", help="MAML vs FOMAML on the sinusoid task, every phase, on edge-npu")
@@ -196,16 +198,18 @@ def run_matrix(label: str, specs: dict[tuple[str, str], "PhaseSpec"], hws: list[
 
 
 def _write_report(out: Path, runs: list["Run"], files: dict[Path, bytes | str], title: str,
-                  notes: list[str]) -> None:
+                  notes: list[str], accuracy: list[dict] | None = None) -> None:
+    from reports.cells import csv_text
     from reports.compare import comparison_markdown, phases_frame, totals_frame
 
-    files[out / "comparison.csv"] = phases_frame(runs).to_csv(index=False)
-    files[out / "totals.csv"] = totals_frame(runs).to_csv(index=False)
-    files[out / "report.md"] = comparison_markdown(runs, title=title, notes=notes)
+    files[out / "comparison.csv"] = csv_text(phases_frame(runs))
+    files[out / "totals.csv"] = csv_text(totals_frame(runs))
+    files[out / "report.md"] = comparison_markdown(runs, title=title, notes=notes, accuracy=accuracy)
     for path, data in files.items():  # everything computed first: nothing is half-written
         write_atomic(path, data)
     print(comparison_markdown(runs, title=title).split("## Phase by phase")[0])
-    print(f"wrote {out}/report.md, comparison.csv, totals.csv, models/, results/")
+    print(f"wrote {out}/report.md, comparison.csv, totals.csv, models/, results/"
+          + (", report.html" if out / "report.html" in files else ""))
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -229,6 +233,7 @@ def _unique_targets(hws: list["HardwareConfig"]) -> None:
 
 def compare(args: argparse.Namespace) -> int:
     from ..config import load_hardware
+    from . import report
 
     algos, phases = _names(args.algos, "algos"), _names(args.phases, "phases")
     check_output_dir(args.report, "--report")
@@ -236,12 +241,14 @@ def compare(args: argparse.Namespace) -> int:
     _unique_targets(hws)
     # every spec is validated before the first (slow) export
     specs = {(algo, phase): phase_spec(vars(args), algo, phase) for algo in algos for phase in phases}
+    trains = report.accuracy_inputs(args.accuracy, vars(args), algos, phases)
     runs, files = run_matrix("compare", specs, hws, args.report)
+    accuracy = report.accuracy_files(trains, runs, args.inner_steps, args.report, files)
     notes = [f"{', '.join(algos)} × {', '.join(phases)} on {', '.join(h.name for h in hws)}; "
              f"backbone {args.backbone}, way {args.way}, shot {args.shot}, query {args.query}, "
              f"k={args.inner_steps}, α={args.inner_lr}, meta-batch {args.meta_batch}, seed {args.seed}.",
              "Produced by `hwsim compare`."]
-    _write_report(args.report, runs, files, "hwsim comparison", notes)
+    _write_report(args.report, runs, files, "hwsim comparison", notes, accuracy)
     return 0
 
 
@@ -270,5 +277,9 @@ def demo(args: argparse.Namespace) -> int:
              f"Hardware: {hw.name} — {hw.description}.",
              "Produced by `hwsim demo`; every number comes from the exported ONNX graphs simulated by "
              "the SimPy engine."]
-    _write_report(args.out, runs, files, "MAML vs FOMAML on the sinusoid task", notes)
+    from reports.html import comparison_page
+
+    title = "MAML vs FOMAML on the sinusoid task"
+    files[args.out / "report.html"] = comparison_page(runs, title=title, notes=notes)
+    _write_report(args.out, runs, files, title, notes)
     return 0

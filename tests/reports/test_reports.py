@@ -34,7 +34,7 @@ def test_render_aligns_markdown_columns():
 def test_summary_and_phase_tables_show_the_numbers():
     r = result(1600)
     s = summary_table(r)
-    assert "1,600" in s and "npu-x" in s and "util array" in s
+    assert "1,600" in s and "npu-x" in s and "busy array" in s and "MAC efficiency" in s
     p = phase_table(r)
     assert "inner0/forward" in p and "outer_update" in p
 
