@@ -36,13 +36,23 @@ def test_roofline_points_hold_all_the_arithmetic(simulated):
     assert len(pts) < len(r.timeline)
 
 
-def test_memory_levels_give_capacity_and_say_when_demand_is_unknown(simulated):
+def test_memory_levels_give_capacity_and_demand_and_say_when_demand_is_unknown(simulated):
     r = simulated("sine_maml", "edge-npu")
     levels = {m.level: m for m in metrics.memory_levels(r)}
-    assert levels["sram"].capacity == 512 * 1024 and levels["sram"].demand is None
-    assert levels["dram"].capacity is None
+    assert levels["sram"].capacity == 512 * 1024 and 0 < levels["sram"].demand <= 512 * 1024
+    assert levels["dram"].capacity is None and levels["dram"].demand is None
     wanting = dataclasses.replace(r, memory_demand={"sram": [(0.0, 10), (5.0, 2_000_000)]})
     assert {m.level: m.demand for m in metrics.memory_levels(wanting)}["sram"] == 2_000_000
+    unknown = dataclasses.replace(r, memory_demand={})
+    assert {m.level: m.demand for m in metrics.memory_levels(unknown)}["sram"] is None
+
+
+def test_the_second_order_stash_shows_as_demand_beyond_the_buffer(simulated):
+    """A Conv4 adaptation keeps every inner step's activations for the backward: the lowering's
+    demand exceeds the 512 KiB buffer (what spilled and streamed), the held memory never does."""
+    r = simulated("conv4_train", "edge-npu")
+    levels = {m.level: m for m in metrics.memory_levels(r)}
+    assert levels["sram"].demand > 512 * 1024 >= levels["sram"].peak
 
 
 def test_phase_bands_and_peak_per_part(simulated):
