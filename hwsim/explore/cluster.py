@@ -50,30 +50,29 @@ def worker_count(requested: int | None, *, force: bool) -> tuple[int, str | None
 
 
 class InProcess:
-    """One worker: the points run here, one chunk at a time."""
+    """One worker: the points run here, a chunk at a time, when their result is asked for."""
 
     workers = 1
 
     def __init__(self, models: Models):
         self.models = models
-        self._done: deque[list[dict[str, Any]]] = deque()
+        self._queue: deque[list[Job]] = deque()
 
     def submit(self, jobs: list[Job]) -> None:
-        self._done.append(evaluate(self.models, jobs))
+        self._queue.append(jobs)
 
     def pending(self) -> int:
-        return len(self._done)
-
-    def results(self) -> Iterator[list[dict[str, Any]]]:
-        """Yield finished chunks until none is in flight."""
-        while self._done:
-            yield self._done.popleft()
+        return len(self._queue)
 
     def next_result(self) -> list[dict[str, Any]]:
-        return self._done.popleft()
+        return evaluate(self.models, self._queue.popleft())
+
+    def finished(self) -> list[list[dict[str, Any]]]:
+        """Results that are done but not yet collected (none here: nothing runs ahead)."""
+        return []
 
     def close(self) -> None:
-        self._done.clear()
+        self._queue.clear()
 
 
 class Dask:
@@ -114,6 +113,16 @@ class Dask:
         fut, result = next(self._ac)      # raises the worker's exception if the task failed
         self._futures.discard(fut)
         return result
+
+    def finished(self) -> list[list[dict[str, Any]]]:
+        """Results of chunks that finished without error but were not collected yet (used when
+        another chunk failed: what finished is still committed)."""
+        out = []
+        for fut in list(self._futures):
+            if fut.status == "finished":
+                out.append(fut.result())
+                self._futures.discard(fut)
+        return out
 
     def close(self) -> None:
         """Cancel what is in flight and stop the workers this run started."""

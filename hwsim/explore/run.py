@@ -205,7 +205,16 @@ class _Runner:
             self._collect()
 
     def _collect(self) -> None:
-        outcomes = self.ex.next_result()
+        try:
+            outcomes = self.ex.next_result()
+        except Exception:
+            # a bug on a worker: commit whatever else finished, then let the bug surface
+            for done in self.ex.finished():
+                self._commit(done)
+            raise
+        self._commit(outcomes)
+
+    def _commit(self, outcomes: list[dict[str, Any]]) -> None:
         records = [self._record(o) for o in outcomes]
         self.store.append(records)
         self.summary.evaluated += len(records)

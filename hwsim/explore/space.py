@@ -31,9 +31,10 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from ..config import parse_yaml, read_config_text
 from ..config import ConfigError
@@ -168,7 +169,13 @@ class Range(_Strict):
         return int(round(v)) if self.integer else round(float(v), 12)
 
 
-Domain = Union[Choices, Range]
+def _domain_kind(v: Any) -> str:
+    return "choices" if isinstance(v, (Choices, list)) or (isinstance(v, dict) and "choices" in v) else "range"
+
+
+# a mapping with 'choices' is a Choices, any other a Range: errors then name the right fields
+Domain = Annotated[Union[Annotated[Choices, Tag("choices")], Annotated[Range, Tag("range")]],
+                   Discriminator(_domain_kind)]
 
 
 class Objective(_Strict):
@@ -338,8 +345,9 @@ def check_cap(space: Space, where: str) -> None:
 
 def _first_error(e: ValidationError, prefix: str = "") -> str:
     err = e.errors()[0]
-    # pydantic names union members in the location ('choices', 'Range'); keep the field path
-    loc = [str(p) for p in err["loc"] if str(p) not in ("Choices", "Range", "function-after[_consistent(), Range]")]
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) > 2 and loc[0] == "parameters" and loc[2] in ("choices", "range"):
+        del loc[2]        # the union's tag, not a field
     loc = ([prefix] if prefix else []) + loc
     extra = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     return f"{'.'.join(loc) or 'space'}: {err['msg']}{extra}"

@@ -1,49 +1,75 @@
-"""Design-space exploration: space validation, determinism across workers, Pareto, HTML report."""
+"""The space format: parameters (choices, steps, log scales, continuous), the older `grid:` form,
+objectives and constraints, one-line errors, and the cap checked before any point exists."""
 
-import csv
+import itertools
+import math
+import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
 
-from hwsim.cli import main
-from hwsim.config import ConfigError
-from hwsim.dse import SweepError, load_space, pareto, run_sweep
+from hwsim.explore import SpaceError, load_space
+from hwsim.explore.space import Range
 
-CONV4 = Path(__file__).resolve().parents[1] / "data" / "compiler" / "conv4_infer_torch.onnx"
+from .conftest import CONV4, GOOD, space_file
 
 
-def space_file(tmp_path, body):
-    (tmp_path / "conv4.onnx").write_bytes(CONV4.read_bytes())
-    f = tmp_path / "space.yaml"
-    f.write_text(body)
-    return f
+def test_older_grid_format_is_the_product_in_file_order(tmp_path):
+    space = load_space(space_file(tmp_path, GOOD))
+    assert space.grid_size() == 4 and space.n_points() == 4
+    assert [space.grid_point(i) for i in range(4)] == [
+        {"hw.array.rows": r, "hw.sram.size_kib": s} for r, s in itertools.product([8, 32], [16, 512])]
+    assert [o.label for o in space.objectives] == ["latency", "energy"]   # the older sweep's pair
 
 
-GOOD = """base: edge-npu
-models:
-  - {onnx: conv4.onnx}
-grid:
-  array.rows: [8, 32]
-  sram.size_kib: [16, 512]
-"""
+def test_grid_point_decodes_the_mixed_radix_product(tmp_path):
+    body = GOOD.replace("grid:\n  array.rows: [8, 32]\n  sram.size_kib: [16, 512]\n", """parameters:
+  hw.array.rows: {low: 8, high: 32, step: 8}
+  hw.sram.size_kib: {low: 64, high: 1024, factor: 2}
+  hw.dram.bandwidth_gbps: [12.8, 25.6]
+""")
+    space = load_space(space_file(tmp_path, body))
+    axes = [[8, 16, 24, 32], [64, 128, 256, 512, 1024], [12.8, 25.6]]
+    expected = list(itertools.product(*axes))
+    assert space.grid_size() == len(expected) == 40
+    for i, combo in enumerate(expected):
+        assert tuple(space.grid_point(i).values()) == combo
 
 
-def no_export(ref):
-    raise AssertionError("no export expected")
+@pytest.mark.parametrize("spec, values", [
+    (dict(low=0.1, high=0.5, step=0.1), [0.1, 0.2, 0.3, 0.4, 0.5]),
+    (dict(low=3, high=10, step=3), [3, 6, 9]),
+    (dict(low=1, high=4), [1, 2, 3, 4]),                        # an int range steps by 1
+    (dict(low=1, high=100, num=3, log=True), [1.0, 10.0, 100.0]),
+    (dict(low=0, high=1, num=5), [0.0, 0.25, 0.5, 0.75, 1.0]),
+    (dict(low=16, high=100, factor=2), [16, 32, 64]),
+])
+def test_discrete_ranges(spec, values):
+    r = Range(**spec)
+    assert r.discrete and [r.value(i) for i in range(r.count())] == values
+    assert all(type(v) is type(values[0]) for v in values)
 
 
-def test_points_are_the_grid_product_and_results_do_not_depend_on_workers(tmp_path):
-    f = space_file(tmp_path, GOOD)
-    space = load_space(f)
-    assert len(space.points()) == 4
-    one = run_sweep(space, tmp_path, workers=1, export=no_export)
-    two = run_sweep(space, tmp_path, workers=2, export=no_export)
-    assert one == two
-    assert {r["macs"] for r in one} == {9_815_360}
-    big = [r for r in one if r["array.rows"] == 32 and r["sram.size_kib"] == 512][0]
-    small = [r for r in one if r["array.rows"] == 8 and r["sram.size_kib"] == 16][0]
-    assert big["cycles"] < small["cycles"]
+def test_continuous_range_is_for_samplers_only(tmp_path):
+    body = GOOD.replace("sram.size_kib: [16, 512]", "array.cols: [8]").replace(
+        "grid:", "parameters:\n  hw.clock_mhz: {low: 500.0, high: 1500.0}\ngrid:")
+    with pytest.raises(SpaceError, match=r"hw.clock_mhz: a continuous range cannot be a grid axis"):
+        load_space(space_file(tmp_path, body))
+    space = load_space(space_file(tmp_path, body + "search: {sampler: random, trials: 5}\n"))
+    assert space.n_points() == 5 and space.grid_size() == 0
+
+
+def test_a_huge_grid_is_refused_before_anything_is_built(tmp_path):
+    axes = "\n".join(f"  hw.{k}: {{low: 1, high: 100}}" for k in
+                     ("array.rows", "array.cols", "sram.banks", "vector.lanes", "cores"))
+    body = GOOD.split("grid:")[0] + "parameters:\n" + axes + "\n"
+    t = time.process_time()
+    with pytest.raises(SpaceError, match=r"10,000,000,000 points; at most 10,000"):
+        load_space(space_file(tmp_path, body))
+    assert time.process_time() - t < 5        # a list of 10^10 points would not fit in memory at all
+    # the first points of the same grid may be run
+    space = load_space(space_file(tmp_path, body + "search: {trials: 3}\n"))
+    assert space.n_points() == 3 and space.grid_point(2)["hw.cores"] == 3
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -52,61 +78,42 @@ def test_points_are_the_grid_product_and_results_do_not_depend_on_workers(tmp_pa
     (GOOD.replace("  - {onnx: conv4.onnx}\n", "  - {algo: maml}\n"), "algo"),
     ("- 1\n", "mapping"),
     ("base: [\n", "not valid YAML"),
+    (GOOD.replace("grid:", "parameters:\n  array.banks: [1]\ngrid:"), "must start with 'hw.'"),
+    (GOOD.replace("grid:", "parameters:\n  hw.array.cols: {low: 4, high: 2}\ngrid:"), "below high"),
+    (GOOD.replace("grid:", "parameters:\n  hw.array.cols: {low: 0, high: 8, factor: 2}\ngrid:"), "low > 0"),
+    (GOOD + "objectives: [latency, speed]\n", "objectives.1.metric"),
+    (GOOD + "objectives: [{metric: latency, model: adapt}]\n", "no model named 'adapt'"),
+    (GOOD + "constraints: [{metric: area, model: conv4, max: 3}]\n", "area belongs to the hardware"),
+    (GOOD + "search: {sampler: annealing}\n", "search.sampler"),
+    (GOOD.replace("  - {onnx: conv4.onnx}\n", "  - {onnx: conv4.onnx}\n  - {onnx: conv4.onnx}\n"),
+     "two models are named 'conv4'"),
 ])
 def test_bad_spaces_are_one_line_errors(tmp_path, body, fragment):
-    with pytest.raises(SweepError) as e:
+    with pytest.raises(SpaceError) as e:
         load_space(space_file(tmp_path, body))
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
-def test_point_with_invalid_value_names_point_and_field(tmp_path):
-    space = load_space(space_file(tmp_path, GOOD.replace("[8, 32]", "[8, -4]")))
-    with pytest.raises(ConfigError, match=r"array.rows=-4.*array.rows"):
-        run_sweep(space, tmp_path, workers=1, export=no_export)
+def test_space_file_is_read_with_a_bound(tmp_path):
+    f = space_file(tmp_path, GOOD + "#" * (2 << 20) + "\n")
+    with pytest.raises(SpaceError, match="larger than 1024 KiB"):
+        load_space(f)
+    with pytest.raises(SpaceError, match="is a directory"):
+        load_space(tmp_path)
 
 
-def test_unknown_config_path(tmp_path):
-    space = load_space(space_file(tmp_path, GOOD.replace("array.rows", "array.height")))
-    with pytest.raises(SweepError, match="array.height"):
-        run_sweep(space, tmp_path, workers=1, export=no_export)
+def test_unsafe_yaml_tags_are_refused(tmp_path):
+    f = space_file(tmp_path, "base: !!python/object/apply:os.system ['echo hacked']\n" + GOOD.split("\n", 1)[1])
+    with pytest.raises(SpaceError, match="not valid YAML"):
+        load_space(f)
 
 
-@given(st.lists(st.tuples(st.floats(0.1, 10), st.floats(0.1, 10)), min_size=1, max_size=30))
-def test_pareto_front_is_exactly_the_non_dominated_points(pts):
-    rows = [{"point": i, "model": "m", "seconds": x, "energy_pj": y} for i, (x, y) in enumerate(pts)]
-    front = pareto(rows)
-    ids = {r["point"] for r in front}
-    for r in rows:
-        dominated = any(o["seconds"] <= r["seconds"] and o["energy_pj"] <= r["energy_pj"]
-                        and (o["seconds"], o["energy_pj"]) != (r["seconds"], r["energy_pj"]) for o in rows)
-        if dominated:
-            assert r["point"] not in ids
-    assert all(not any(o["seconds"] < r["seconds"] and o["energy_pj"] < r["energy_pj"] for o in rows)
-               for r in front)
+def test_identity_ignores_trials_but_not_the_rest(tmp_path):
+    space = load_space(space_file(tmp_path, GOOD + "search: {sampler: tpe, trials: 10}\n"))
+    assert space.identity() == space.with_search(trials=50).identity()
+    assert space.identity() != space.with_search(seed=1).identity()
+    assert space.identity() != space.with_search(batch=3).identity()
+    with pytest.raises(SpaceError, match="search.trials"):
+        space.with_search(trials=0)
 
 
-def test_cli_sweep_and_html_report_escape_names(tmp_path, capsys):
-    (tmp_path / "<script>evil.onnx").write_bytes(CONV4.read_bytes())
-    f = tmp_path / "space.yaml"
-    f.write_text(GOOD.replace("conv4.onnx", "'<script>evil.onnx'"))
-    store, page = tmp_path / "store", tmp_path / "r.html"
-    assert main(["sweep", str(f), "--store", str(store)]) == 0
-    rows = list(csv.DictReader((store / "points.csv").open()))
-    assert len(rows) == 4
-    assert main(["report", str(store), "--html", str(page)]) == 0
-    text = page.read_text()
-    assert "<script>" not in text and "&lt;script&gt;evil" in text
-    assert "<svg" in text
-
-
-def test_cli_report_on_a_folder_that_is_not_a_store(tmp_path, capsys):
-    code = main(["report", str(tmp_path), "--html", str(tmp_path / "r.html")])
-    err = capsys.readouterr().err
-    assert code == 2 and "not a sweep store" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "r.html").exists()
-
-
-def test_missing_model_file_is_a_clear_error(tmp_path):
-    space = load_space(space_file(tmp_path, GOOD.replace("conv4.onnx", "nope.onnx")))
-    with pytest.raises(SweepError, match="models.0.onnx.*nope.onnx"):
-        run_sweep(space, tmp_path, workers=1, export=no_export)
