@@ -89,7 +89,7 @@ class Dask:
                                             dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(scheduler, timeout="10s")
+                self.client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError, ValueError) as e:
             self.close()
             raise ClusterError(f"--scheduler {scheduler}: cannot connect ({' '.join(str(e).split())[:200]})") \
