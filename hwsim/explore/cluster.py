@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any, Iterator
 
 from ..errors import BadInput
-from .point import Job, Models, evaluate
+from .point import Job, Models, evaluate, evaluate_on_worker
 
 # Workers beyond the cores only time-share them; more than this needs --force.
 MAX_WORKERS_FORCED = 256
@@ -102,7 +102,7 @@ class Dask:
         self._ac = as_completed([], with_results=True)
 
     def submit(self, jobs: list[Job]) -> None:
-        fut = self.client.submit(evaluate, self.models, jobs, pure=False)
+        fut = self.client.submit(evaluate_on_worker, self.models, jobs, pure=False)
         self._futures.add(fut)
         self._ac.add(fut)
 

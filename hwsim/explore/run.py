@@ -50,7 +50,8 @@ class Summary:
     infeasible: int = 0             # in the whole store
     complete: bool = False
     interrupted: bool = False       # stopped by Ctrl-C or SIGTERM; what finished is in the store
-    seconds: float = 0.0
+    seconds: float = 0.0            # the whole call
+    evaluation_seconds: float = 0.0  # from the workers being ready to the last point committed
     front: list[Record] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -144,6 +145,7 @@ class _Runner:
             self.first.setdefault(_key(store.records[p].params), p)
         self.chunk: list[Job] = []
         self.bar = None
+        self.ready: float | None = None
 
     def run(self, progress: bool) -> None:
         n = self.summary.points
@@ -167,6 +169,8 @@ class _Runner:
             if self.space.search.sampler != "grid":
                 self._drain()     # the next batch is proposed from this one's results
         self._drain()
+        if self.ready is not None:
+            self.summary.evaluation_seconds = time.perf_counter() - self.ready
 
     def _schedule(self, p: int, params: dict) -> None:
         key = _key(params)
@@ -194,6 +198,7 @@ class _Runner:
         if self.ex is None:
             self.ex = executor(self.models, workers=self.workers, scheduler=self.scheduler)
             self.workers = self.ex.workers
+            self.ready = time.perf_counter()
         while self.ex.pending() >= IN_FLIGHT_PER_WORKER * self.workers:
             self._collect()
         self.ex.submit(self.chunk)

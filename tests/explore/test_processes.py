@@ -61,12 +61,14 @@ def counts(out: str) -> tuple[int, int, int]:
     return tuple(int(x) for x in m.groups())
 
 
-@pytest.fixture
-def reference(tmp_path):
-    f = space_file(tmp_path, LONG)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The space file and the store of an uninterrupted run (in this process)."""
+    d = tmp_path_factory.mktemp("reference")
+    f = space_file(d, LONG)
     assert load_space(f).n_points() == N
-    explore(load_space(f), tmp_path, tmp_path / "reference", workers=1, export=no_export)
-    return f, store_bytes(tmp_path / "reference")
+    explore(load_space(f), d, d / "reference", workers=1, export=no_export)
+    return f, store_bytes(d / "reference")
 
 
 def test_sigkill_then_rerun_loses_and_recomputes_nothing(tmp_path, reference):
