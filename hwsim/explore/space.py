@@ -327,12 +327,32 @@ def load_space(path: Path) -> Space:
         raise SpaceError(str(e)) from None
     if not isinstance(data, dict):
         raise SpaceError(f"{path}: expected a mapping with 'base', 'models' and 'parameters' (or 'grid')")
+    _bounded(data, str(path))
     try:
         space = Space.model_validate(data)
     except ValidationError as e:
         raise SpaceError(f"{path}: {_first_error(e)}") from None
     check_cap(space, str(path))
     return space
+
+
+# YAML aliases let a 1 MiB file name a structure of billions of nodes (each alias re-counts its
+# target): a space has a few hundred.
+MAX_SPACE_NODES = 100_000
+
+
+def _bounded(data: Any, where: str) -> None:
+    seen, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_SPACE_NODES:
+            raise SpaceError(f"{where}: more than {MAX_SPACE_NODES:,} values (YAML aliases?); not a space file")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def check_cap(space: Space, where: str) -> None:

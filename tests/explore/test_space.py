@@ -117,3 +117,26 @@ def test_identity_ignores_trials_but_not_the_rest(tmp_path):
         space.with_search(trials=0)
 
 
+
+
+def test_the_readme_and_docs_spaces_are_valid(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/explore.md"):
+        text = (root / doc).read_text()
+        blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+        assert blocks, doc
+        for i, block in enumerate(blocks):
+            f = tmp_path / f"{i}.yaml"
+            f.write_text(block)
+            space = load_space(f)
+            assert space.models and space.domains()
+
+
+def test_a_yaml_alias_bomb_is_refused(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    f = space_file(tmp_path, "\n".join(lines) + "\n" + GOOD)
+    t = time.process_time()
+    with pytest.raises(SpaceError, match="more than 100,000 values"):
+        load_space(f)
+    assert time.process_time() - t < 5
