@@ -85,8 +85,10 @@ class Dask:
         self._futures: set = set()
         try:
             if scheduler is None:
+                # The scheduler's HTTP endpoints on a free loopback port: not exposed, and no
+                # clash with another cluster's 8787.
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=logging.ERROR)
+                                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(scheduler, timeout="5s")
