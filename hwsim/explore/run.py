@@ -79,11 +79,22 @@ def explore(space: Space, space_dir: Path, store: Path, *, workers: int | None =
         "identity": digest(space.identity() + json.dumps([base_data, fingerprints], sort_keys=True)),
     }
     n = space.n_points()
-    st = Store.create_or_resume(store, manifest, n)
+    # a cluster given by address is reached before the store is touched: an unreachable one is
+    # an error that leaves nothing behind (a local cluster starts only if a point needs it)
+    ex = executor(Models(base_data, fronts), workers=1, scheduler=scheduler) if scheduler else None
+    try:
+        st = Store.create_or_resume(store, manifest, n)
+    except BaseException:
+        if ex is not None:
+            ex.close()
+        raise
     summary = Summary(store=Path(store), points=n, kept=sum(1 for p in st.records if p < n))
     if note:
         summary.notes.append(note)
     runner = _Runner(space, st, Models(base_data, fronts), summary, n_workers, scheduler)
+    runner.ex = ex
+    if ex is not None:
+        runner.workers = ex.workers
     try:
         try:
             with _sigterm_as_interrupt():
@@ -198,6 +209,7 @@ class _Runner:
         if self.ex is None:
             self.ex = executor(self.models, workers=self.workers, scheduler=self.scheduler)
             self.workers = self.ex.workers
+        if self.ready is None:
             self.ready = time.perf_counter()
         while self.ex.pending() >= IN_FLIGHT_PER_WORKER * self.workers:
             self._collect()

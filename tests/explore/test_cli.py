@@ -50,6 +50,7 @@ def test_bad_input_on_the_command_line_is_one_line(tmp_path, capsys):
     code, _, err = run_cli("explore", f, "--store", tmp_path / "s", "--workers", 1, "--scheduler", "tcp://127.0.0.1:9",
                            capsys=capsys)
     assert_bad_input(code, err, "--scheduler tcp://127.0.0.1:9", "cannot connect")
+    assert not (tmp_path / "s").exists()
 
 
 def test_another_space_into_a_store_exits_2(tmp_path, capsys):
