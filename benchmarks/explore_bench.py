@@ -60,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="also write the section to this file")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per sampler")
+    ap.add_argument("--only", choices=["throughput", "search", "kill"], help="run one section")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="explore-bench-"))
     try:
@@ -70,9 +71,12 @@ def main() -> None:
         lines = [f"## Design-space exploration (benchmarks/explore_bench.py)",
                  f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs shared with "
                  "other jobs; wall clock, one run each.", ""]
-        lines += throughput(work)
-        lines += search_quality(work, args.seeds)
-        lines += kill_and_resume(work)
+        if args.only in (None, "throughput", "kill"):
+            lines += throughput(work)          # its 1-process store is the kill test's reference
+        if args.only in (None, "search"):
+            lines += search_quality(work, args.seeds)
+        if args.only in (None, "kill"):
+            lines += kill_and_resume(work)
         text = "\n".join(lines) + "\n"
         print(text)
         if args.out:

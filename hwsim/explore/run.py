@@ -157,6 +157,7 @@ class _Runner:
         self.chunk: list[Job] = []
         self.bar = None
         self.ready: float | None = None
+        self.batch_left = 0
 
     def run(self, progress: bool) -> None:
         n = self.summary.points
@@ -172,6 +173,7 @@ class _Runner:
                 continue
             proposed = propose(self.space, b, points, self.store.records)
             check_same(proposed, self.store.records, str(self.store.path / "journal.jsonl"))
+            self.batch_left = len(todo)
             for p, params, trial in proposed:
                 if p in self.store.records:
                     continue
@@ -200,8 +202,10 @@ class _Runner:
     def _chunk_size(self) -> int:
         if self.scheduler is None and self.workers <= 1:
             return 1
-        left = self.summary.points - len(self.store.records)
-        return max(1, min(MAX_CHUNK, left // (2 * IN_FLIGHT_PER_WORKER * self.workers)))
+        # a sampler's batch must finish before the next: spread it over every worker
+        left = (self.summary.points - len(self.store.records) if self.space.search.sampler == "grid"
+                else self.batch_left)
+        return max(1, min(MAX_CHUNK, left // (IN_FLIGHT_PER_WORKER * self.workers)))
 
     def _submit(self) -> None:
         if not self.chunk:
