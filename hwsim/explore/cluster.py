@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import BadInput
 from .point import Job, Models, evaluate, evaluate_on_worker

@@ -3,7 +3,6 @@ what finished, and a real dask.distributed cluster (scheduler + two workers) giv
 run's store."""
 
 import json
-import os
 import re
 import signal
 import subprocess

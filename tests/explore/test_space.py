@@ -2,7 +2,6 @@
 objectives and constraints, one-line errors, and the cap checked before any point exists."""
 
 import itertools
-import math
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from hwsim.explore import SpaceError, load_space
 from hwsim.explore.space import Range
 
-from .conftest import CONV4, GOOD, space_file
+from .conftest import GOOD, space_file
 
 
 def test_older_grid_format_is_the_product_in_file_order(tmp_path):
