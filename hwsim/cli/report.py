@@ -56,16 +56,16 @@ def report(args: argparse.Namespace) -> int:
         raise UsageError(f"{src}: no such file or folder")
     check_output(args.html, "--html")
     if src.is_dir():
-        if (src / "points.csv").is_file() or (src / "pareto.csv").is_file():
+        if is_store(src):
             rows, front, notes = read_sweep_store(src)
-            page = sweep_page(rows, front, title=args.title or f"hwsim sweep: {src.name}", notes=notes)
+            page = sweep_page(rows, front, title=args.title or f"hwsim explore: {src.name}", notes=notes)
         elif (src / "results").is_dir():
             runs, accuracy = read_comparison(src)
             page = comparison_page(runs, title=args.title or f"hwsim comparison: {src.name}",
                                    notes=[f"Read from {src}: {len(runs)} saved results."], accuracy=accuracy)
         else:
-            raise UsageError(f"{src}: not a sweep store (points.csv and pareto.csv from `hwsim sweep`) "
-                             "nor a comparison folder (results/*.json from `hwsim compare`)")
+            raise UsageError(f"{src}: not an exploration store (from `hwsim explore`) nor a comparison "
+                             "folder (results/*.json from `hwsim compare`)")
     elif src.is_file():
         page = run_page(load_result(src), title=args.title)
     else:
@@ -117,10 +117,26 @@ def _totals_order(path: Path) -> dict[tuple[str, str, str], int]:
                 for i, r in enumerate(csv.DictReader(f))}
 
 
+def is_store(folder: Path) -> bool:
+    from ..explore import MANIFEST
+
+    return (folder / MANIFEST).exists() or (folder / "points.csv").is_file() or (folder / "pareto.csv").is_file()
+
+
 def read_sweep_store(store: Path) -> tuple[list[dict], list[dict], list[str]]:
-    """(points, Pareto set, notes) of a sweep store. The one reader of today's store format —
-    points.csv, pareto.csv and space.json written by `hwsim sweep` — so another store only needs
-    another version of this function."""
+    """(feasible rows, Pareto set, notes) of an exploration store — a partial one too, through
+    `hwsim.explore.open_store` (a damaged store is a one-line error naming the file) — or of a
+    folder written by the grid `hwsim sweep` of earlier versions (points.csv, pareto.csv)."""
+    from ..explore import MANIFEST, open_store, pareto_front, rows as store_rows
+
+    if (store / MANIFEST).exists():
+        opened = open_store(store)
+        labels = opened.manifest["objectives"]
+        recs = [opened.records[p] for p in sorted(opened.records)]
+        ok = [r for r in store_rows(recs, labels) if r["status"] == "ok"]
+        notes = [f"{len(recs)} points in the store ({sum(r.status != 'ok' for r in recs)} infeasible)",
+                 f"objectives: {', '.join(labels)}; area in {opened.manifest.get('area_unit')}"]
+        return ok, store_rows(pareto_front(recs), labels), notes
     points, front = store / "points.csv", store / "pareto.csv"
     if not points.is_file() or not front.is_file():
         raise UsageError(f"{store}: not a sweep store (expected points.csv and pareto.csv "
