@@ -139,7 +139,7 @@ def read_sweep_store(store: Path) -> tuple[list[dict], list[dict], list[str]]:
         return ok, store_rows(pareto_front(recs), labels), notes
     points, front = store / "points.csv", store / "pareto.csv"
     if not points.is_file() or not front.is_file():
-        raise UsageError(f"{store}: not a sweep store (expected points.csv and pareto.csv "
+        raise UsageError(f"{store}: not an exploration store (expected store.json, or points.csv and pareto.csv "
                          "written by `hwsim sweep`)")
     rows, best = _read_rows(points), _read_rows(front)
     missing = {"model", "seconds", "energy_pj"} - set(rows[0] if rows else {})
