@@ -95,7 +95,7 @@ def test_conv4_macs_equal_the_pytorch_conv4(keras_conv4, torch_conv4, phase):
     torch_compiled, torch_result = run(torch_conv4[phase])
     assert keras_compiled.macs == keras_result.macs == torch_compiled.macs == torch_result.macs
     if phase == "infer":
-        assert keras_result.macs == 5 * CONV4_MACS == 5 * 9_815_360
+        assert keras_result.macs == 5 * CONV4_MACS
 
 
 def test_conv4_training_step_costs_per_part(keras_conv4):

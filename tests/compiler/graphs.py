@@ -1,9 +1,15 @@
-"""Hand-built ONNX models for the compiler tests (onnx.helper, fixed seeds)."""
+"""Hand-built models for the compiler tests: ONNX models (onnx.helper, fixed seeds) and IR
+graphs with their workloads (an MLP chain per task), and a small NPU config to lower them on."""
 
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+
+from compiler.ir import Graph, Node, Role, Tensor
+from compiler.workload import Kind, Workload
+from hwsim.config import parse_hardware
+from hwsim.scope import Scope
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "compiler"
 
@@ -55,3 +61,54 @@ def conv4_hand(batch: int | str = 1, way: int = 5, reshape: bool = False):
         nodes, "conv4", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 28, 28])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+# ---- IR graphs ------------------------------------------------------------------------------------
+
+HW = """kind: npu
+name: t
+clock_mhz: 1000
+cores: {cores}
+array: {{rows: 8, cols: 8}}
+vector: {{lanes: 8}}
+sram: {{size_kib: {kib}, bytes_per_cycle: 64}}
+dram: {{type: DDR4, bandwidth_gbps: 8, latency_ns: 20}}
+interconnect: {{bytes_per_cycle: 32}}
+"""
+
+
+def hw(kib=64, cores=1):
+    """A small NPU (8x8 array, unified SRAM of `kib` KiB, `cores` cores)."""
+    return parse_hardware(HW.format(kib=kib, cores=cores))
+
+
+def mlp_chain(layers=3, m=16, d=32, tasks=1):
+    """x -> (MatMul W_i -> Relu) * layers per task; a Sum of task outputs."""
+    tensors, nodes, wl, outs = {}, [], {}, []
+    def t(name, shape, role=Role.ACTIVATION):
+        tensors[name] = Tensor(name, shape, "float32", role)
+        return name
+    for j in range(tasks):
+        x = t(f"x{j}", (m, d), Role.INPUT)
+        for i in range(layers):
+            w = t(f"w{j}_{i}", (d, d), Role.PARAMETER)
+            y = t(f"y{j}_{i}", (m, d))
+            nodes.append(Node(f"mm{j}_{i}", "MatMul", (x, w), (y,), scope=Scope("forward", task=j)))
+            wl[f"mm{j}_{i}"] = Workload(Kind.MATMUL, macs=m * d * d, bytes_read=4 * (m * d + d * d),
+                                        bytes_written=4 * m * d, dims={"b": 1, "m": m, "k": d, "n": d})
+            z = t(f"z{j}_{i}", (m, d), Role.OUTPUT if (i == layers - 1 and tasks == 1) else Role.ACTIVATION)
+            nodes.append(Node(f"relu{j}_{i}", "Relu", (y,), (z,), scope=Scope("forward", task=j)))
+            wl[f"relu{j}_{i}"] = Workload(Kind.ELEMENTWISE, flops=m * d, bytes_read=4 * m * d,
+                                          bytes_written=4 * m * d)
+            x = z
+        outs.append(x)
+    if tasks > 1:
+        out = t("sum", (m, d), Role.OUTPUT)
+        nodes.append(Node("reduce", "Sum", tuple(outs), (out,), scope=Scope("meta_reduce")))
+        wl["reduce"] = Workload(Kind.ELEMENTWISE, flops=m * d * (tasks - 1), bytes_read=4 * m * d * tasks,
+                                bytes_written=4 * m * d)
+        outs = [out]
+    return Graph("g", nodes, tensors, [n for n, v in tensors.items() if v.role in (Role.INPUT, Role.PARAMETER)],
+                 outs), wl
+
+

@@ -12,51 +12,7 @@ from hwsim.energy import energy_table
 from hwsim.engine import simulate
 from hwsim.program import TaskKind
 
-HW = """kind: npu
-name: t
-clock_mhz: 1000
-cores: {cores}
-array: {{rows: 8, cols: 8}}
-vector: {{lanes: 8}}
-sram: {{size_kib: {kib}, bytes_per_cycle: 64}}
-dram: {{type: DDR4, bandwidth_gbps: 8, latency_ns: 20}}
-interconnect: {{bytes_per_cycle: 32}}
-"""
-
-
-def hw(kib=64, cores=1):
-    return parse_hardware(HW.format(kib=kib, cores=cores))
-
-
-def mlp_chain(layers=3, m=16, d=32, tasks=1):
-    """x -> (MatMul W_i -> Relu) * layers per task; a Sum of task outputs."""
-    tensors, nodes, wl, outs = {}, [], {}, []
-    def t(name, shape, role=Role.ACTIVATION):
-        tensors[name] = Tensor(name, shape, "float32", role)
-        return name
-    for j in range(tasks):
-        x = t(f"x{j}", (m, d), Role.INPUT)
-        for i in range(layers):
-            w = t(f"w{j}_{i}", (d, d), Role.PARAMETER)
-            y = t(f"y{j}_{i}", (m, d))
-            nodes.append(Node(f"mm{j}_{i}", "MatMul", (x, w), (y,), scope=Scope("forward", task=j)))
-            wl[f"mm{j}_{i}"] = Workload(Kind.MATMUL, macs=m * d * d, bytes_read=4 * (m * d + d * d),
-                                        bytes_written=4 * m * d, dims={"b": 1, "m": m, "k": d, "n": d})
-            z = t(f"z{j}_{i}", (m, d), Role.OUTPUT if (i == layers - 1 and tasks == 1) else Role.ACTIVATION)
-            nodes.append(Node(f"relu{j}_{i}", "Relu", (y,), (z,), scope=Scope("forward", task=j)))
-            wl[f"relu{j}_{i}"] = Workload(Kind.ELEMENTWISE, flops=m * d, bytes_read=4 * m * d,
-                                          bytes_written=4 * m * d)
-            x = z
-        outs.append(x)
-    if tasks > 1:
-        out = t("sum", (m, d), Role.OUTPUT)
-        nodes.append(Node("reduce", "Sum", tuple(outs), (out,), scope=Scope("meta_reduce")))
-        wl["reduce"] = Workload(Kind.ELEMENTWISE, flops=m * d * (tasks - 1), bytes_read=4 * m * d * tasks,
-                                bytes_written=4 * m * d)
-        outs = [out]
-    return Graph("g", nodes, tensors, [n for n, v in tensors.items() if v.role in (Role.INPUT, Role.PARAMETER)],
-                 outs), wl
-
+from .graphs import HW, hw, mlp_chain
 
 def sim(graph, wl, h):
     prog = lower_npu(graph, wl, h)

@@ -18,7 +18,7 @@ from hwsim import pipeline
 from hwsim.config import load_hardware, parse_hardware
 from hwsim.program import TaskKind
 
-from .test_lowering_npu import hw, mlp_chain
+from .graphs import hw, mlp_chain
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "compiler"
 NPU_PRESETS = ("edge-npu", "eyeriss-like", "server-npu", "tpu-v1-like")

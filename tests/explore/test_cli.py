@@ -5,6 +5,7 @@ import csv
 from hwsim.cli import main
 
 from ..hwsim.cli_run import assert_bad_input, run_cli
+from ..goldens import CONV4_64_MACS
 from .conftest import CONV4, GOOD, MIXED, space_file, store_bytes
 
 
@@ -16,7 +17,7 @@ def test_sweep_is_explore_and_the_html_report_escapes_names(tmp_path, capsys):
     code, out, _ = run_cli("sweep", f, "--store", store, "--workers", 1, capsys=capsys)
     assert code == 0 and "4 of 4 points" in out and "4 simulated" in out
     rows = list(csv.DictReader((store / "points.csv").open()))
-    assert len(rows) == 4 and {r["macs"] for r in rows} == {"9815360.0"}
+    assert len(rows) == 4 and {r["macs"] for r in rows} == {f"{float(CONV4_64_MACS)}"}
     assert main(["report", str(store), "--html", str(page)]) == 0
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;evil" in text and "<svg" in text

@@ -10,6 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 
 
+from tests.goldens import CONV4_64_MACS
+
 from .cli_run import assert_bad_input, run_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "compiler"
@@ -22,9 +24,9 @@ def test_simulate_prints_summary_and_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     code, stdout, _ = run_cli("simulate", CONV4, "--hw", "edge-npu", "--json", out, capsys=capsys)
     assert code == 0
-    assert "9,815,360" in stdout
+    assert f"{CONV4_64_MACS:,}" in stdout
     d = json.loads(out.read_text())
-    assert d["summary"]["macs"] == 9815360
+    assert d["summary"]["macs"] == CONV4_64_MACS
     assert d["summary"]["cycles"] > 0 and d["timeline"]
 
 

@@ -6,10 +6,7 @@ from hwsim.config import ConfigError, load_hardware, parse_hardware, presets
 from hwsim.energy import energy_table
 from hwsim.technology import sram_pj_per_byte
 
-EDGE = (
-    "kind: npu\nname: t\nclock_mhz: 500\narray: {rows: 8, cols: 8}\nvector: {lanes: 8}\n"
-    "sram: {size_kib: 64, bytes_per_cycle: 32}\ndram: {type: DDR4, bandwidth_gbps: 10, latency_ns: 50}\n"
-)
+from .configs import EDGE
 
 
 def test_edge_npu_preset_is_documented_and_sane():
