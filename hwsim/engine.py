@@ -50,8 +50,9 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
     `static_power_mw` is charged over the whole latency."""
     program.validate()
     with paused_gc():
-        runs = _Simulation(program).run()
-        return _result(program, runs, static_power_mw, energy_table)
+        sim = _Simulation(program)
+        runs = sim.run()
+        return _result(program, runs, sim.memory, static_power_mw, energy_table)
 
 
 @contextmanager
@@ -264,6 +265,8 @@ class _Simulation:
         unfinished = [r.task.name for r in self.runs if r.end is None]
         if unfinished:  # cannot happen for a validated DAG; guard against engine bugs
             raise RuntimeError(f"{len(unfinished)} tasks never ran, first: {unfinished[0]}")
+        for run in self.runs:   # no reference cycles left: the runs go by reference counting
+            run.sim = run.streams = run.stream_users = run.dependents = None
         return self.runs
 
 
@@ -286,7 +289,8 @@ def _duration(task: Task, specs: Mapping[str, ResourceSpec],
     return latency + task.bytes / bandwidth + task.cycles
 
 
-def _result(program: Program, runs: list[_Run], static_power_mw: float, energy_table) -> SimResult:
+def _result(program: Program, runs: list[_Run], memory: "_Memory", static_power_mw: float,
+            energy_table) -> SimResult:
     tasks = program.tasks
     ends = [r.end for r in runs]
     transfer = TaskKind.TRANSFER
@@ -308,7 +312,6 @@ def _result(program: Program, runs: list[_Run], static_power_mw: float, energy_t
     busy: dict[str, float] = defaultdict(float)
     for r in records:
         busy[r.unit] += r.end - r.start - r.stalled
-    memory = runs[0].sim.memory if runs else _Memory(simpy.Environment(), program.initial_memory)
     return SimResult.build(
         program=program,
         cycles=max(ends, default=0.0),
