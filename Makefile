@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TF_VENV  := .venv-tf
 TF_STAMP := $(TF_VENV)/.installed
 
-.PHONY: demo test test-slow test-all bench clean setup tf browser
+.PHONY: demo test test-slow test-all bench clean setup tf browser peers
 
 setup: $(STAMP)
 
@@ -51,8 +51,19 @@ test-slow: $(STAMP)
 test-all: $(STAMP) $(TF_STAMP) browser
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
-	$(PY) benchmarks/export_bench.py
+# The peer tools, each in its own venv (their pins are not hwsim's): SCALE-Sim 3.0.0 needs
+# numpy < 2.4; ZigZag 3.9.1 imports `six` without declaring it (benchmarks/peers/README.md).
+PEERS := .venv-peers
+peers: $(PEERS)/.installed
+
+$(PEERS)/.installed:
+	$(PYTHON) -m venv $(PEERS)/scalesim
+	$(PEERS)/scalesim/bin/python -m pip install --quiet scalesim==3.0.0 'numpy<2.4'
+	$(PYTHON) -m venv $(PEERS)/zigzag
+	$(PEERS)/zigzag/bin/python -m pip install --quiet zigzag-dse==3.9.1 six
+	@touch $@
+
+bench: $(STAMP) $(TF_STAMP) peers
 	$(PY) benchmarks/run.py --peers --out BENCHMARKS.md
 
 clean:

@@ -1,6 +1,10 @@
-"""`make bench`: time every stage of the pipeline on the graphs users run, and write BENCHMARKS.md.
+"""`make bench`: measure every stage on the graphs users run, beside the peer tools, and write
+BENCHMARKS.md.
 
-Measured, never asserted: wall-clock times go here, not into tests. Each timing is the median
+Measured, never asserted: wall-clock times go here, not into tests. This script times the
+pipeline's stages itself (the first section) and runs each subject's benchmark in its own
+process (`SECTIONS`: the simulator at realistic scale, export, exploration, co-design knobs, the
+peers), each writing a Markdown section that is assembled in order. Each timing is the median
 of several repetitions (the cold export once, since it is slow and its cache must be empty).
 """
 
@@ -22,8 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from algorithms.export import PhaseSpec, export_phase  # noqa: E402
-from compiler.compile import front_end, lower  # noqa: E402
-from hwsim import pipeline  # noqa: E402
+from compiler.compile import compile_model  # noqa: E402
 from hwsim.config import load_hardware  # noqa: E402
 from hwsim.energy import energy_table  # noqa: E402
 from hwsim.engine import simulate  # noqa: E402
@@ -98,6 +101,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--peers", action="store_true", help="also time SCALE-Sim/ZigZag (benchmarks/peers/speed.py)")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated sections to run after the stage table ({', '.join(SECTIONS)})")
     args = ap.parse_args()
     torch.set_num_threads(2)
     hw = load_hardware("edge-npu")
@@ -147,10 +152,11 @@ def main() -> int:
               "## Fabric planning (partition + folding) of the Conv4 k=5 meta_train graph", "",
               "| target | partition + fold |", "|---|---:|"]
     lines += [f"| {name} | {fmt(t)} |" for name, t in plans]
-    export_times = ROOT / "benchmarks" / "export_times.md"
-    if export_times.is_file():
-        body = export_times.read_text(encoding="utf-8").split("\n", 1)[1]
-        lines += ["", "## Export of every algorithm (benchmarks/export_bench.py)", body.strip(), ""]
+    wanted = [n for n in args.sections.split(",") if n]
+    for name in wanted:
+        if name not in SECTIONS:
+            raise SystemExit(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
+        lines += ["", run_section(name).strip(), ""]
     if args.peers:
         from benchmarks.peers.speed import run as run_peers
 
@@ -158,6 +164,27 @@ def main() -> int:
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
+
+
+# Section scripts, in BENCHMARKS.md order: name -> command after the interpreter. Each prints
+# and writes its Markdown section (`--out`); a section that needs a peer tool not installed
+# says so in its own text.
+SECTIONS = {
+    "simulator": ["benchmarks/simulator_bench.py"],
+    "export": ["benchmarks/export_bench.py"],
+    "explore": ["benchmarks/explore_bench.py"],
+}
+SECTION_DIR = ROOT / "benchmarks" / "sections"
+
+
+def run_section(name: str) -> str:
+    """Run one section script in its own process and return the section it wrote."""
+    import subprocess
+
+    out = SECTION_DIR / f"{name}.md"
+    print(f"[bench] section {name} ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, *SECTIONS[name], "--out", str(out)], cwd=ROOT, check=True)
+    return out.read_text(encoding="utf-8")
 
 
 def _cores() -> int:

@@ -41,7 +41,7 @@ from hwsim.energy import energy_table  # noqa: E402
 from hwsim.engine import paused_gc, simulate  # noqa: E402
 
 CONV4_FORWARD = ROOT / "tests" / "data" / "compiler" / "conv4_infer_torch.onnx"
-SCALESIM_PYTHON = Path(os.environ.get("SCALESIM_PYTHON", "/work/peers/scalesim/bin/python"))
+SCALESIM_PYTHON = Path(os.environ.get("SCALESIM_PYTHON", ROOT / ".venv-peers" / "scalesim" / "bin" / "python"))
 
 
 def maml_conv4(k: int, b: int) -> PhaseSpec:
@@ -147,7 +147,7 @@ def process_time(lines: list[str], repeat: int) -> None:
               f"(Python start, imports, load, compile, simulate, print): median of {repeat} runs "
               f"{fmt(ours)}. It does not import torch (`hwsim.pipeline` imports the exporter only for a PhaseSpec)."]
     if not SCALESIM_PYTHON.exists():
-        lines.append("SCALE-Sim is not installed (/work/peers/scalesim or SCALESIM_PYTHON): no process comparison.")
+        lines.append("SCALE-Sim is not installed (.venv-peers/scalesim or SCALESIM_PYTHON): no process comparison.")
         return
     with tempfile.TemporaryDirectory() as tmp:
         cmd = _scalesim_conv4(Path(tmp))
@@ -196,6 +196,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two graph sizes only")
     ap.add_argument("--cache", type=Path, default=ROOT / ".hwsim-cache")
+    ap.add_argument("--out", type=Path, help="also write the section to this file")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
@@ -208,7 +209,11 @@ def main() -> int:
     agreement(lines, files[(5, 4)])
     process_time(lines, 7)
     lines.append("")
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
     return 0
 
 

@@ -7,11 +7,11 @@ tests never need SCALE-Sim installed.
 
 SCALE-Sim lives in its own venv (it needs numpy<2.4; hwsim uses 2.4):
 
-    python3.11 -m venv /work/peers/scalesim
-    /work/peers/scalesim/bin/pip install scalesim==3.0.0 'numpy<2.4'
+    python3.11 -m venv .venv-peers/scalesim
+    .venv-peers/scalesim/bin/pip install scalesim==3.0.0 'numpy<2.4'
     .venv/bin/python benchmarks/peers/scalesim_goldens.py [--jobs 2] [--only ID,ID]
 
-`SCALESIM_PYTHON` overrides the interpreter (default /work/peers/scalesim/bin/python). Each case
+`SCALESIM_PYTHON` overrides the interpreter (default .venv-peers/scalesim/bin/python). Each case
 runs in its own process through `scalesim_worker.py`; the wall time recorded per case is SCALE-Sim's
 `run_scale` for that one layer, without trace files.
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "tests" / "data" / "scalesim"
 WORKER = Path(__file__).with_name("scalesim_worker.py")
-DEFAULT_PYTHON = "/work/peers/scalesim/bin/python"
+DEFAULT_PYTHON = str(REPO / ".venv-peers" / "scalesim" / "bin" / "python")
 
 # SRAMs in kB. Under CALC (estimate-bandwidth) mode SCALE-Sim never stalls the array; the size only
 # shapes its DRAM traffic estimate. 64 kB matches REFERENCE.md §2's AlexNet conv1 golden.

@@ -113,7 +113,7 @@ def _closed_form(row: dict[str, str]) -> tuple[float, int]:
 
 
 def _scalesim_live(row: dict[str, str]) -> dict | None:
-    python = os.environ.get("SCALESIM_PYTHON", "/work/peers/scalesim/bin/python")
+    python = os.environ.get("SCALESIM_PYTHON", str(REPO / ".venv-peers" / "scalesim" / "bin" / "python"))
     if not Path(python).exists():
         return None
     import scalesim_goldens as sg
@@ -125,7 +125,7 @@ def _scalesim_live(row: dict[str, str]) -> dict | None:
 
 
 def _zigzag_live(case_ids: list[str]) -> dict[str, dict] | None:
-    python = os.environ.get("ZIGZAG_PYTHON", "/work/peers/zigzag/bin/python")
+    python = os.environ.get("ZIGZAG_PYTHON", str(REPO / ".venv-peers" / "zigzag" / "bin" / "python"))
     if not Path(python).exists():
         return None
     import zigzag_goldens as zg
@@ -175,7 +175,7 @@ def run(out_lines: list[str], quick: bool) -> None:
                   f"{min(ratios):,.0f}×, median {statistics.median(ratios):,.0f}×, max {max(ratios):,.0f}× "
                   "(goal ≥ 100× per layer)."]
     else:
-        lines += ["", "SCALE-Sim is not installed (/work/peers/scalesim, or SCALESIM_PYTHON): "
+        lines += ["", "SCALE-Sim is not installed (.venv-peers/scalesim, or SCALESIM_PYTHON): "
                   "no live timing; see benchmarks/peers/README.md to install it."]
 
     zz_ids = ZIGZAG_QUICK if quick else ZIGZAG_FULL
@@ -184,7 +184,7 @@ def run(out_lines: list[str], quick: bool) -> None:
               "speed-up | energy hwsim | energy ZigZag | diff | DRAM bytes hwsim | DRAM bytes ZigZag |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     if zz is None:
-        lines += ["", "ZigZag is not installed (/work/peers/zigzag, or ZIGZAG_PYTHON): skipped."]
+        lines += ["", "ZigZag is not installed (.venv-peers/zigzag, or ZIGZAG_PYTHON): skipped."]
     else:
         import zigzag_goldens as zg
 

@@ -7,11 +7,11 @@ CSV, so the tests never need ZigZag installed.
 
 ZigZag lives in its own venv (its 3.9.1 wheel imports `six` without declaring it):
 
-    python3.11 -m venv /work/peers/zigzag
-    /work/peers/zigzag/bin/pip install zigzag-dse==3.9.1 six
+    python3.11 -m venv .venv-peers/zigzag
+    .venv-peers/zigzag/bin/pip install zigzag-dse==3.9.1 six
     .venv/bin/python benchmarks/peers/zigzag_goldens.py [--jobs 1] [--only ID,ID]
 
-`ZIGZAG_PYTHON` overrides the interpreter (default /work/peers/zigzag/bin/python). The cases run
+`ZIGZAG_PYTHON` overrides the interpreter (default .venv-peers/zigzag/bin/python). The cases run
 inside `zigzag_worker.py` under ZigZag's interpreter.
 
 The mirrored hardware (hwsim ↔ ZigZag): a rows×cols weight-stationary array; in ZigZag a weight
@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 OUT_DIR = REPO / "tests" / "data" / "zigzag"
 WORKER = Path(__file__).with_name("zigzag_worker.py")
-DEFAULT_PYTHON = "/work/peers/zigzag/bin/python"
+DEFAULT_PYTHON = str(REPO / ".venv-peers" / "zigzag" / "bin" / "python")
 DRAM_BYTES_PER_CYCLE = 16     # both tools; ZigZag's latency is recorded, not compared
 OPT, LPF_LIMIT = "energy", 6  # ZigZag searches the temporal mapping of least energy
 
