@@ -78,6 +78,11 @@ class Graph:
     metadata: dict[str, str] = field(default_factory=dict)
     # Values of small constant tensors (shapes, axes, scalars) that rules may need.
     constants: dict[str, Any] = field(default_factory=dict)
+    # Where the graph came from (the model file, or "model 'name'"): the prefix of error messages.
+    source: str = ""
+    # The model's ai.onnx opset: rules read attributes whose defaults changed between opsets
+    # (Softmax's axis before 13). 0: unknown, newest semantics.
+    opset: int = 0
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -111,4 +116,5 @@ class Graph:
     def with_nodes(self, nodes: Iterable[Node]) -> "Graph":
         """A copy with another node list (passes are Graph -> Graph and never mutate)."""
         return Graph(self.name, list(nodes), dict(self.tensors), list(self.inputs),
-                     list(self.outputs), dict(self.metadata), dict(self.constants))
+                     list(self.outputs), dict(self.metadata), dict(self.constants), self.source,
+                     self.opset)
