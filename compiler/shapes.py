@@ -1,0 +1,261 @@
+"""Static shapes: the third stage of `compiler.frontend.load_graph`.
+
+1. `bind_dims` gives symbolic input dimensions the values the caller passed (`dims`), after
+   checking that every name exists in the model and every value is a positive integer, and
+   checks that every graph input then has a static shape of positive dimensions within
+   `Limits.max_tensor_elements`.
+2. `infer_types` runs ONNX shape inference (strict; with data propagation when needed) on the
+   whole model.
+3. `Resolver` walks the nodes in topological order and fills what inference left open:
+   small constant values (shapes, axes, scalars; at most `MAX_CONSTANT_ELEMENTS` elements) are
+   computed node by node with the ONNX reference evaluator, and a node whose outputs are still
+   unknown is re-inferred alone with those values as initializers; a few outputs that onnx's
+   inference leaves open at old opsets (the mask of Dropout before opset 10) follow from the
+   operator spec. Every output shape is checked against `Limits` as soon as it is known, and
+   a node is evaluated only when its outputs are known to be small (or, for ops whose output
+   size depends on values, bounded by inputs that are) — so a tiny file cannot make the
+   frontend materialise a large tensor. A tensor left without a static integer shape is an
+   error naming it and its producer, never a guess.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from itertools import chain
+from typing import Mapping
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .errors import ModelError
+from .limits import MAX_CONSTANT_ELEMENTS, Limits
+from .reading import ITEMSIZE
+from .ir import Node
+
+# Ops whose results are random: never folded into constants.
+_RANDOM = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                     "Multinomial", "Bernoulli"})
+# Ops whose output size depends on input values but never exceeds a small multiple of the
+# input size (NonZero: rank x elements); evaluated on small constant inputs to learn it.
+_VALUE_SIZED = frozenset({"NonZero", "Unique", "Compress"})
+_NOT_FOLDED = _RANDOM | {"Shape", "Size"}   # Shape and Size are computed from shapes instead
+_UNKNOWN = (None, 0)
+
+Type = tuple["tuple[int, ...] | None", int]
+
+
+def bind_dims(model: onnx.ModelProto, dims: Mapping[str, int] | None, label: str, limits: Limits) -> None:
+    g = model.graph
+    dims = dict(dims or {})
+    for name, value in dims.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ModelError(f"{label}: dims[{name!r}] = {value!r}; a dimension must be a positive integer")
+    if dims:
+        declared = {d.dim_param for vi in chain(g.input, g.output)
+                    for d in vi.type.tensor_type.shape.dim if d.HasField("dim_param")}
+        unknown = sorted(set(dims) - declared)
+        if unknown:
+            have = ", ".join(repr(n) for n in sorted(declared)) or "none"
+            raise ModelError(f"{label}: dims names {', '.join(map(repr, unknown))}, which the model does "
+                             f"not have (its symbolic dimensions: {have})")
+        for vi in chain(g.input, g.output, g.value_info):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_param") and d.dim_param in dims:
+                    d.dim_value = int(dims[d.dim_param])
+    inits = {t.name for t in g.initializer}
+    for vi in g.input:
+        if vi.name in inits:
+            continue
+        if not vi.type.HasField("tensor_type"):
+            raise ModelError(f"{label}: input {vi.name!r} is not a tensor")
+        if not vi.type.tensor_type.HasField("shape"):
+            raise ModelError(f"{label}: input {vi.name!r} has no shape")
+        shape = []
+        for d in vi.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                sym = d.dim_param or "?"
+                raise ModelError(f"{label}: input {vi.name!r} has symbolic dimension {sym!r}; "
+                                 f"pass dims={{{sym!r}: N}}")
+            shape.append(d.dim_value)
+        if any(d <= 0 for d in shape):
+            raise ModelError(f"{label}: input {vi.name!r} has shape {shape}; input dimensions must "
+                             "be positive")
+        if math.prod(shape) > limits.max_tensor_elements:
+            raise ModelError(f"{label}: input {vi.name!r} has {math.prod(shape):,} elements (shape "
+                             f"{shape}); {limits.how_to_raise('max_tensor_elements')}")
+
+
+def infer_types(model: onnx.ModelProto, nodes: list[Node], label: str) -> dict[str, Type]:
+    """Static type of every tensor ONNX shape inference resolves, by name.
+
+    Inference runs first without data propagation, which is enough for graphs whose shapes are
+    static constants (exported training graphs) and takes half the time; only when a node
+    output is left unresolved does it run again with data propagation (shape sub-graphs such
+    as Shape -> Gather -> Concat -> Reshape). Both passes infer the same static shapes where
+    the first succeeds; the second only resolves more."""
+    types = _inferred_types(model, label, data_prop=False)
+    if any(o and types.get(o, (None,))[0] is None for n in nodes for o in n.outputs):
+        types = _inferred_types(model, label, data_prop=True)
+    return types
+
+
+def _inferred_types(model: onnx.ModelProto, label: str, data_prop: bool) -> dict[str, Type]:
+    # value_info from the exporter may carry symbolic dims; inference recomputes them.
+    try:
+        g = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop).graph
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{label}: shape inference failed: {text}") from None
+    types: dict[str, Type] = {}
+    for vi in chain(g.input, g.value_info, g.output):
+        old = types.get(vi.name)
+        if old is None or old[0] is None:
+            types[vi.name] = static_type(vi)
+    return types
+
+
+def static_type(vi: onnx.ValueInfoProto) -> Type:
+    """(shape or None when some dimension is not a known non-negative integer, element type)."""
+    tt = vi.type.tensor_type
+    # dim_value reads 0 for a symbolic dimension: a 0 is looked at closely, others are known.
+    shape = tuple([d.dim_value for d in tt.shape.dim])
+    if not shape:
+        return (() if tt.HasField("shape") else None), tt.elem_type
+    if 0 in shape or min(shape) < 0:
+        for d in tt.shape.dim:
+            if not d.HasField("dim_value") or d.dim_value < 0:
+                return None, tt.elem_type
+    return shape, tt.elem_type
+
+
+class Resolver:
+    """Static shape and small-value propagation node by node (fills what inference left open)."""
+
+    def __init__(self, model: onnx.ModelProto, types: dict[str, Type], label: str, limits: Limits,
+                 opset: int) -> None:
+        g = model.graph
+        self.label, self.limits, self.opset = label, limits, opset
+        self.opset_import = model.opset_import
+        self.types = types
+        self.values: dict[str, np.ndarray] = {}
+        self.total_bytes = 0
+        inits = set()
+        for t in g.initializer:
+            inits.add(t.name)
+            shape = tuple(t.dims)
+            self.types[t.name] = (shape, t.data_type)
+            self._add_bytes(t.name, shape, t.data_type, f"initializer {t.name!r}")
+            if math.prod(shape) <= MAX_CONSTANT_ELEMENTS:
+                self.values[t.name] = numpy_helper.to_array(t)
+        for vi in g.input:
+            if vi.name not in inits:
+                shape, et = self.types[vi.name]
+                self._add_bytes(vi.name, shape or (), et, f"input {vi.name!r}")
+
+    # ---- the walk ------------------------------------------------------------------------------
+    def visit(self, node: Node, proto: onnx.NodeProto) -> None:
+        op, types, values = node.op_type, self.types, self.values
+        if op == "Shape" or op == "Size":
+            self._shape_value(node)
+        outs = [o for o in node.outputs if o]
+        shapes = [types.get(o, _UNKNOWN)[0] for o in outs]
+        if None in shapes:
+            self._infer_alone(node, proto)
+            self._from_spec(node)
+            shapes = [types.get(o, _UNKNOWN)[0] for o in outs]
+        for o, shape in zip(outs, shapes):
+            if shape is not None:
+                self._check_size(o, node, shape)
+        if op not in _NOT_FOLDED and all(i in values for i in node.inputs if i):
+            if None not in shapes:
+                if all(math.prod(shape) <= MAX_CONSTANT_ELEMENTS for shape in shapes):
+                    self._evaluate(node, proto)
+            elif op in _VALUE_SIZED:
+                self._evaluate(node, proto)
+                for o, shape in zip(outs, shapes):
+                    if shape is None and types.get(o, _UNKNOWN)[0] is not None:
+                        self._check_size(o, node, types[o][0])
+        for o in outs:
+            if types.get(o, _UNKNOWN)[0] is None:
+                raise ModelError(f"{self.label}: cannot resolve a static shape for tensor {o!r} "
+                                 f"produced by node {node.name!r} ({op})")
+
+    def _shape(self, name: str) -> tuple[int, ...] | None:
+        return self.types.get(name, (None, 0))[0]
+
+    def _shape_value(self, node: Node) -> None:
+        shape = self._shape(node.inputs[0]) if node.inputs else None
+        if shape is None:
+            return
+        if node.op_type == "Size":
+            self._set_value(node.outputs[0], np.array(math.prod(shape), np.int64))
+            return
+        value = np.array(shape, dtype=np.int64)
+        self._set_value(node.outputs[0], value[node.attr("start", 0):node.attr("end", len(shape))])
+
+    # ---- limits -------------------------------------------------------------------------------
+    def _check_size(self, name: str, node: Node, shape: tuple[int, ...]) -> None:
+        numel = math.prod(shape)
+        if numel > self.limits.max_tensor_elements:
+            raise ModelError(f"{self.label}: tensor {name!r} produced by node {node.name!r} "
+                             f"({node.op_type}) would have {numel:,} elements (shape {list(shape)}); "
+                             f"{self.limits.how_to_raise('max_tensor_elements')}")
+        self._add_bytes(name, shape, self.types[name][1],
+                        f"tensor {name!r} produced by node {node.name!r} ({node.op_type})")
+
+    def _add_bytes(self, name: str, shape: tuple[int, ...], elem_type: int, what: str) -> None:
+        self.total_bytes += math.prod(shape) * ITEMSIZE.get(elem_type, 1)
+        if self.total_bytes > self.limits.max_total_bytes:
+            raise ModelError(f"{self.label}: the graph's tensors exceed {self.limits.max_total_bytes:,} "
+                             f"bytes at {what}; {self.limits.how_to_raise('max_total_bytes')}")
+
+    # ---- values and shapes of one node ------------------------------------------------------------
+    def _set_value(self, name: str, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if value.size <= MAX_CONSTANT_ELEMENTS:
+            self.values[name] = value
+        et = self.types.get(name, (None, 0))[1] or helper.np_dtype_to_tensor_dtype(value.dtype)
+        self.types[name] = (tuple(int(d) for d in value.shape), et)
+
+    def _one_node_model(self, node: Node, proto: onnx.NodeProto, name: str,
+                        with_shapes: bool) -> onnx.ModelProto:
+        ins = [i for i in dict.fromkeys(node.inputs) if i]
+        inits = [numpy_helper.from_array(np.asarray(self.values[i]), i) for i in ins if i in self.values]
+        vis = [helper.make_tensor_value_info(i, self.types[i][1], self._shape(i))
+               for i in ins if i not in self.values] if with_shapes else []
+        outs = [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in node.outputs if o]
+        return helper.make_model(helper.make_graph([proto], name, vis, outs, inits),
+                                 opset_imports=self.opset_import)
+
+    def _evaluate(self, node: Node, proto: onnx.NodeProto) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            outs = ReferenceEvaluator(self._one_node_model(node, proto, "fold", False)).run(None, {})
+        except Exception:
+            return  # not foldable here; its shapes are known or resolved without its values
+        for o, v in zip([o for o in node.outputs if o], outs):
+            self._set_value(o, v)
+
+    def _infer_alone(self, node: Node, proto: onnx.NodeProto) -> None:
+        if any(i and i not in self.values and self._shape(i) is None for i in node.inputs):
+            return
+        try:
+            inferred = onnx.shape_inference.infer_shapes(
+                self._one_node_model(node, proto, "infer", True), data_prop=True)
+        except Exception:
+            return
+        for vi in chain(inferred.graph.output, inferred.graph.value_info):
+            shape, et = static_type(vi)
+            if shape is not None and vi.name in node.outputs:
+                self.types[vi.name] = (shape, et or self.types.get(vi.name, (None, 0))[1])
+
+    def _from_spec(self, node: Node) -> None:
+        """Output shapes that onnx's inference leaves open but the operator spec fixes."""
+        if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
+            # Dropout-7..9 declare the mask with the data's type; from opset 10 it is bool.
+            x = self.types.get(node.inputs[0], (None, 0))
+            if x[0] is not None and self._shape(node.outputs[1]) is None:
+                self.types[node.outputs[1]] = (x[0], TensorProto.BOOL if self.opset >= 10 else x[1])
