@@ -9,9 +9,10 @@
 3. `Resolver` walks the nodes in topological order and fills what inference left open:
    small constant values (shapes, axes, scalars; at most `MAX_CONSTANT_ELEMENTS` elements) are
    computed node by node with the ONNX reference evaluator, and a node whose outputs are still
-   unknown is re-inferred alone with those values as initializers; a few outputs that onnx's
-   inference leaves open at old opsets (the mask of Dropout before opset 10) follow from the
-   operator spec. Every output shape is checked against `Limits` as soon as it is known, and
+   unknown is re-inferred alone with those values as initializers; outputs that onnx's
+   inference leaves open (the mask of Dropout before opset 10, ops in `SAME_SHAPE` whose
+   inference fails, Compress with a constant condition) follow from the operator spec. Every
+   output shape is checked against `Limits` as soon as it is known, and
    a node is evaluated only when its outputs are known to be small (or, for ops whose output
    size depends on values, bounded by inputs that are) — so a tiny file cannot make the
    frontend materialise a large tensor. A tensor left without a static integer shape is an
@@ -41,6 +42,13 @@ _RANDOM = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "Rando
 # input size (NonZero: rank x elements); evaluated on small constant inputs to learn it.
 _VALUE_SIZED = frozenset({"NonZero", "Unique", "Compress"})
 _NOT_FOLDED = _RANDOM | {"Shape", "Size"}   # Shape and Size are computed from shapes instead
+# Ops whose first output has the shape and element type of their first input (ONNX operator
+# spec): used when onnx's own inference fails on them.
+SAME_SHAPE = frozenset("""Abs Acos Acosh Asin Asinh Atan Atanh BatchNormalization BitwiseNot Ceil Celu Clip
+Cos Cosh CumProd CumSum Dropout Elu Erf Exp Floor Gelu GroupNormalization HardSigmoid HardSwish Hardmax
+Identity InstanceNormalization LRN LayerNormalization LeakyRelu Log LogSoftmax LpNormalization
+MeanVarianceNormalization Mish Neg PRelu RMSNormalization Reciprocal Relu Round Selu Shrink Sigmoid Sign
+Sin Sinh Softmax Softplus Softsign Sqrt Swish Tan Tanh ThresholdedRelu Trilu""".split())
 _UNKNOWN = (None, 0)
 
 Type = tuple["tuple[int, ...] | None", int]
@@ -87,33 +95,44 @@ def bind_dims(model: onnx.ModelProto, dims: Mapping[str, int] | None, label: str
                              f"{shape}); {limits.how_to_raise('max_tensor_elements')}")
 
 
-def infer_types(model: onnx.ModelProto, nodes: list[Node], label: str) -> dict[str, Type]:
-    """Static type of every tensor ONNX shape inference resolves, by name.
+def infer_types(model: onnx.ModelProto, nodes: list[Node], label: str) -> tuple[dict[str, Type], str | None]:
+    """Static type of every tensor ONNX shape inference resolves, by name, and the error that
+    strict inference reported (None if it succeeded).
 
-    Inference runs first without data propagation, which is enough for graphs whose shapes are
-    static constants (exported training graphs) and takes half the time; only when a node
-    output is left unresolved does it run again with data propagation (shape sub-graphs such
-    as Shape -> Gather -> Concat -> Reshape). Both passes infer the same static shapes where
-    the first succeeds; the second only resolves more."""
-    types = _inferred_types(model, label, data_prop=False)
-    if any(o and types.get(o, (None,))[0] is None for n in nodes for o in n.outputs):
-        types = _inferred_types(model, label, data_prop=True)
-    return types
+    Strict inference runs first without data propagation, which is enough for graphs whose
+    shapes are static constants (exported training graphs) and takes half the time; only when
+    a node output is left unresolved does it run again with data propagation (shape sub-graphs
+    such as Shape -> Gather -> Concat -> Reshape). Both infer the same static shapes where the
+    first succeeds; the second only resolves more.
+
+    Strict inference stops at the first node it cannot infer — sometimes a flaw of onnx itself
+    (MeanVarianceNormalization's function body at opset 13+, broadcasting Einsum ellipses).
+    Inference then runs again leniently, without the file's own value_info (so that no shape
+    comes from the file unchecked), and `Resolver` fills the gaps from the operator spec or
+    reports the strict error for a tensor it cannot resolve."""
+    types, error = _inferred_types(model, label, strict=True, data_prop=False)
+    if error is None and any(o and types.get(o, _UNKNOWN)[0] is None for n in nodes for o in n.outputs):
+        types, error = _inferred_types(model, label, strict=True, data_prop=True)
+    if error is not None:
+        del model.graph.value_info[:]
+        types, lenient_error = _inferred_types(model, label, strict=False, data_prop=True)
+        if lenient_error is not None:
+            raise ModelError(f"{label}: shape inference failed: {error}")
+    return types, error
 
 
-def _inferred_types(model: onnx.ModelProto, label: str, data_prop: bool) -> dict[str, Type]:
-    # value_info from the exporter may carry symbolic dims; inference recomputes them.
+def _inferred_types(model: onnx.ModelProto, label: str, strict: bool,
+                    data_prop: bool) -> tuple[dict[str, Type], str | None]:
     try:
-        g = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop).graph
+        g = onnx.shape_inference.infer_shapes(model, strict_mode=strict, data_prop=data_prop).graph
     except Exception as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{label}: shape inference failed: {text}") from None
+        return {}, (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     types: dict[str, Type] = {}
     for vi in chain(g.input, g.value_info, g.output):
         old = types.get(vi.name)
         if old is None or old[0] is None:
             types[vi.name] = static_type(vi)
-    return types
+    return types, None
 
 
 def static_type(vi: onnx.ValueInfoProto) -> Type:
@@ -133,9 +152,10 @@ def static_type(vi: onnx.ValueInfoProto) -> Type:
 class Resolver:
     """Static shape and small-value propagation node by node (fills what inference left open)."""
 
-    def __init__(self, model: onnx.ModelProto, types: dict[str, Type], label: str, limits: Limits,
-                 opset: int) -> None:
+    def __init__(self, model: onnx.ModelProto, inferred: tuple[dict[str, Type], str | None], label: str,
+                 limits: Limits, opset: int) -> None:
         g = model.graph
+        types, self.inference_error = inferred
         self.label, self.limits, self.opset = label, limits, opset
         self.opset_import = model.opset_import
         self.types = types
@@ -179,8 +199,9 @@ class Resolver:
                         self._check_size(o, node, types[o][0])
         for o in outs:
             if types.get(o, _UNKNOWN)[0] is None:
+                why = f"; ONNX shape inference: {self.inference_error}" if self.inference_error else ""
                 raise ModelError(f"{self.label}: cannot resolve a static shape for tensor {o!r} "
-                                 f"produced by node {node.name!r} ({op})")
+                                 f"produced by node {node.name!r} ({op}){why}")
 
     def _shape(self, name: str) -> tuple[int, ...] | None:
         return self.types.get(name, (None, 0))[0]
@@ -254,8 +275,23 @@ class Resolver:
 
     def _from_spec(self, node: Node) -> None:
         """Output shapes that onnx's inference leaves open but the operator spec fixes."""
-        if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
+        op, types = node.op_type, self.types
+        x = types.get(node.inputs[0], _UNKNOWN) if node.inputs else _UNKNOWN
+        if x[0] is None or not node.outputs:
+            return
+        y = node.outputs[0]
+        if op in SAME_SHAPE and self._shape(y) is None:
+            types[y] = x
+        if op == "Dropout" and len(node.outputs) > 1 and node.outputs[1] and self._shape(node.outputs[1]) is None:
             # Dropout-7..9 declare the mask with the data's type; from opset 10 it is bool.
-            x = self.types.get(node.inputs[0], (None, 0))
-            if x[0] is not None and self._shape(node.outputs[1]) is None:
-                self.types[node.outputs[1]] = (x[0], TensorProto.BOOL if self.opset >= 10 else x[1])
+            types[node.outputs[1]] = (x[0], TensorProto.BOOL if self.opset >= 10 else x[1])
+        if op == "Compress" and self._shape(y) is None and len(node.inputs) > 1 and node.inputs[1] in self.values:
+            # output length along `axis` (flattened when absent) = true entries of the condition
+            keep = int(np.count_nonzero(self.values[node.inputs[1]]))
+            axis = node.attr("axis")
+            if axis is None:
+                types[y] = ((keep,), x[1])
+            elif -len(x[0]) <= int(axis) < len(x[0]):
+                shape = list(x[0])
+                shape[int(axis)] = keep
+                types[y] = (tuple(shape), x[1])
