@@ -60,12 +60,14 @@ Rule = RuleFn   # the name rule modules and older callers know
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """A workload rule: the function, the kind of workload it returns, and its formula (one
-    line, or a function of the op type for rules shared by several op types)."""
+    """A workload rule: the function, the kind of workload it returns, its formula (one line,
+    or a function of the op type for rules shared by several op types), and whether its nodes
+    are views (`dims["view"] = 1`: no task of their own in any lowering)."""
 
     fn: RuleFn
     kind: Kind
     formula: str | Callable[[str], str]
+    view: bool = False
 
     def summary(self, op_type: str) -> str:
         return self.formula(op_type) if callable(self.formula) else self.formula
@@ -74,12 +76,13 @@ class RuleSpec:
 RULES: Registry[RuleSpec] = Registry("workload rule", modules=("compiler.ops",))
 
 
-def rule(*op_types: str, kind: Kind, formula: str | Callable[[str], str]) -> Callable[[RuleFn], RuleFn]:
+def rule(*op_types: str, kind: Kind, formula: str | Callable[[str], str],
+         view: bool = False) -> Callable[[RuleFn], RuleFn]:
     """Register a workload rule for one or more ONNX op types (one rule per op type: a second
     rule for an op type is refused when its module is imported)."""
 
     def register(fn: RuleFn) -> RuleFn:
-        spec = RuleSpec(fn, kind, formula)
+        spec = RuleSpec(fn, kind, formula, view)
         for op in op_types:
             RULES.add(op, spec)
         return fn
@@ -96,9 +99,10 @@ def workload_of(graph: Graph, node: Node) -> Workload:
     if spec is None:
         raise UnsupportedOpError(node.op_type, node.name, _no_rule(), where=graph.source)
     wl = spec.fn(graph, node)
-    if wl.kind is not spec.kind:
-        raise InternalError(f"the {node.op_type} rule declares kind {spec.kind.value} but returned "
-                            f"{wl.kind.value} for node {node.name!r}")
+    if wl.kind is not spec.kind or bool(wl.dims.get("view")) is not spec.view:
+        raise InternalError(f"the {node.op_type} rule declares kind {spec.kind.value} (view: {spec.view}) "
+                            f"but returned {wl.kind.value} (view: {bool(wl.dims.get('view'))}) for "
+                            f"node {node.name!r}")
     return wl
 
 

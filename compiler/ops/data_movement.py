@@ -27,13 +27,13 @@ COPIES = ("Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
-@rule(*VIEWS, kind=Kind.DATA_MOVEMENT, formula="view: no bytes moved")
+@rule(*VIEWS, kind=Kind.DATA_MOVEMENT, formula="view: no bytes moved", view=True)
 def view(graph: Graph, node: Node) -> Workload:
     return _view(graph, node)
 
 
 @rule("Dropout", kind=Kind.DATA_MOVEMENT,
-      formula="inference only: a view; a requested mask is written (all true)")
+      formula="inference only: a view; a requested mask is written (all true)", view=True)
 def dropout(graph: Graph, node: Node) -> Workload:
     training = constant(graph, node, 2, "training_mode")
     if training is not None and bool(training):
