@@ -101,7 +101,7 @@ def _load(source: str | Path | onnx.ModelProto, dims: Mapping[str, int] | None, 
     model, label, opset = read_model(source, limits)
     metadata = {p.key: p.value for p in model.metadata_props}
     default_part = "other" if "phase" in metadata else "forward"
-    nodes, protos = read_nodes(model, label, limits, default_part)
+    nodes, protos = read_nodes(model, label, limits, default_part, opset)
     bind_dims(model, dims, label, limits)
     resolver = Resolver(model, infer_types(model, nodes, label), label, limits, opset)
     for node, proto in zip(nodes, protos):
@@ -128,7 +128,9 @@ def _build_graph(g: onnx.GraphProto, nodes: list[Node], resolver: Resolver, meta
         if shape is None or et not in _DTYPES or (
                 0 in shape and role is not Role.CONSTANT and role is not Role.PARAMETER):
             _bad_tensor(name, shape, et, producer, label)
-        tensors[name] = Tensor(name, shape, _DTYPES[et], Role.OUTPUT if name in out_set else role)
+        if name in out_set and name not in init_names:   # an initializer stays a source
+            role = Role.OUTPUT
+        tensors[name] = Tensor(name, shape, _DTYPES[et], role)
 
     for name in inputs:
         add(name, Role.PARAMETER if name in listed else Role.INPUT)

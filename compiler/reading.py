@@ -58,6 +58,7 @@ def read_model(source: str | Path | onnx.ModelProto, limits: Limits) -> tuple[on
         model, folder = _parse(path, label), path.resolve().parent
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
         raise ModelError(f"{label}: not an ONNX model (no IR version or empty graph)")
+    _check_text(model, label)
     opset = check_versions(model, label)
     if len(model.graph.node) > limits.max_nodes:
         raise ModelError(f"{label}: the graph has {len(model.graph.node):,} nodes; "
@@ -81,6 +82,23 @@ def _parse(path: Path, label: str) -> onnx.ModelProto:
     except Exception as exc:  # protobuf DecodeError and friends
         raise ModelError(f"{label}: not an ONNX model ({type(exc).__name__}: "
                          f"{_first_line(exc) or 'cannot decode'})") from None
+
+
+def _check_text(model: onnx.ModelProto, label: str) -> None:
+    """Names and metadata of the graph must be text: protobuf hands out bytes, not str, for a
+    string field that is not UTF-8 (node fields are checked as the nodes are read)."""
+    g = model.graph
+    fields = (("graph input names", [vi.name for vi in g.input]),
+              ("graph output names", [vi.name for vi in g.output]),
+              ("initializer names", [t.name for t in g.initializer]),
+              ("metadata", [x for p in model.metadata_props for x in (p.key, p.value)]),
+              ("opset domains", [o.domain for o in model.opset_import]),
+              ("graph name", [g.name]))
+    for what, values in fields:
+        try:
+            "".join(values)
+        except TypeError:
+            raise ModelError(f"{label}: {what} are not all UTF-8 text") from None
 
 
 def check_versions(model: onnx.ModelProto, label: str) -> int:

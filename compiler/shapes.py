@@ -107,14 +107,16 @@ def infer_types(model: onnx.ModelProto, nodes: list[Node], label: str) -> tuple[
 
     Strict inference stops at the first node it cannot infer — sometimes a flaw of onnx itself
     (MeanVarianceNormalization's function body at opset 13+, broadcasting Einsum ellipses).
-    Inference then runs again leniently, without the file's own value_info (so that no shape
-    comes from the file unchecked), and `Resolver` fills the gaps from the operator spec or
+    Inference then runs again leniently, without the file's own value_info and output shapes
+    (so that no shape comes from the file unchecked), and `Resolver` fills the gaps from the operator spec or
     reports the strict error for a tensor it cannot resolve."""
     types, error = _inferred_types(model, label, strict=True, data_prop=False)
     if error is None and any(o and types.get(o, _UNKNOWN)[0] is None for n in nodes for o in n.outputs):
         types, error = _inferred_types(model, label, strict=True, data_prop=True)
     if error is not None:
         del model.graph.value_info[:]
+        for vi in model.graph.output:
+            vi.type.tensor_type.ClearField("shape")
         types, lenient_error = _inferred_types(model, label, strict=False, data_prop=True)
         if lenient_error is not None:
             raise ModelError(f"{label}: shape inference failed: {error}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import Any, NamedTuple
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -42,25 +42,61 @@ _STANDARD_DOMAINS = ("", "ai.onnx")
 _A = onnx.AttributeProto
 _SUBGRAPH_ATTRIBUTES = (_A.GRAPH, _A.GRAPHS)
 _SPARSE = (_A.SPARSE_TENSOR, _A.SPARSE_TENSORS)
+_PLAIN = (_A.FLOAT, _A.INT, _A.FLOATS, _A.INTS, _A.TYPE_PROTO, _A.TYPE_PROTOS)
 # Scopes are immutable: nodes without a scope share these.
 _DEFAULT_SCOPES = {"forward": Scope("forward"), "other": Scope("other")}
 
 
-def read_nodes(model: onnx.ModelProto, label: str, limits: Limits,
-               default_part: str) -> tuple[list[Node], list[onnx.NodeProto]]:
+class _Schema(NamedTuple):
+    """What the ONNX schema of an op (at the model's opset) allows of a node."""
+
+    since: int
+    inputs: tuple[int, int]
+    outputs: tuple[int, int]
+    attribute_types: dict[str, int]
+    required: tuple[str, ...]
+
+
+def _schema(op: str, opset: int) -> _Schema | None:
+    try:
+        s = onnx.defs.get_schema(op, opset, "")
+    except onnx.defs.SchemaError:
+        return None
+    return _Schema(s.since_version, (s.min_input, s.max_input), (s.min_output, s.max_output),
+                   {k: int(a.type) for k, a in s.attributes.items()},
+                   tuple(k for k, a in s.attributes.items() if a.required))
+
+
+def read_nodes(model: onnx.ModelProto, label: str, limits: Limits, default_part: str,
+               opset: int) -> tuple[list[Node], list[onnx.NodeProto]]:
     """IR nodes (attributes decoded, scope parsed) in topological order, and their protobufs.
 
     One pass over the protobuf reads everything the compiler needs of each node (field access
-    is what costs on large graphs), checking it as it goes; then the connections are checked
-    and the nodes ordered. The model's own node list is reordered too when it was out of order
-    (ONNX shape inference walks it in file order)."""
+    is what costs on large graphs), checking it as it goes — against the op's ONNX schema at
+    the model's opset too: input and output counts, required attributes, attribute types. An
+    op type the schema does not know is collected, and all of them are named in one
+    `UnsupportedOpError`. Then the connections are checked and the nodes ordered. The model's
+    own node list is reordered too when it was out of order (ONNX shape inference walks it in
+    file order)."""
     name_nodes(model)
     nodes: list[Node] = []
-    for node in model.graph.node:
-        op = node.op_type
+    schemas: dict[str, _Schema | None] = {}
+    unknown: dict[str, str] = {}
+    for i, node in enumerate(model.graph.node):
+        op, ins, outs = node.op_type, tuple(node.input), tuple(node.output)
+        try:   # protobuf hands out bytes, not str, for a string field that is not UTF-8
+            "".join((op, node.name, node.domain, *ins, *outs))
+        except TypeError:
+            raise ModelError(f"{label}: node {i} has a name, op type, domain or tensor name that is "
+                             "not UTF-8 text") from None
         if node.domain not in _STANDARD_DOMAINS:
             raise UnsupportedOpError(op, node.name, f"custom domain {node.domain!r}", where=label)
-        attrs = {a.name: _attribute(node, a, label, limits) for a in node.attribute}
+        schema = schemas[op] if op in schemas else schemas.setdefault(op, _schema(op, opset))
+        if schema is None:
+            unknown.setdefault(op, node.name)
+            continue
+        attrs = {a.name: _attribute(node, a, label, limits, schema) for a in node.attribute}
+        _check_arity(node, schema, attrs, label)
         scope = _DEFAULT_SCOPES[default_part]
         props = node.metadata_props
         if props:
@@ -69,9 +105,11 @@ def read_nodes(model: onnx.ModelProto, label: str, limits: Limits,
             if text is not None:
                 try:
                     scope = Scope.parse(text)
-                except ValueError as exc:
-                    raise ModelError(f"{label}: node {node.name!r} ({op}): {exc}") from None
-        nodes.append(Node(node.name, op, tuple(node.input), tuple(node.output), attrs, scope))
+                except (ValueError, TypeError) as exc:   # TypeError: not UTF-8 text (bytes)
+                    raise ModelError(f"{label}: node {node.name!r} ({op}): scope: {exc}") from None
+        nodes.append(Node(node.name, op, ins, outs, attrs, scope))
+    if unknown:
+        raise UnsupportedOpError.for_ops(unknown, f"not an ai.onnx operator at opset {opset}", where=label)
     if model.functions:
         raise ModelError(f"{label}: model-local functions are not supported "
                          f"({', '.join(f.name for f in model.functions)})")
@@ -89,8 +127,26 @@ def read_nodes(model: onnx.ModelProto, label: str, limits: Limits,
     return [nodes[k] for k in order], list(g.node)
 
 
-def _attribute(node: onnx.NodeProto, a: onnx.AttributeProto, label: str, limits: Limits) -> Any:
+def _check_arity(node: onnx.NodeProto, schema: _Schema, attrs: dict[str, Any], label: str) -> None:
+    op = node.op_type
+    for what, n, (least, most) in (("inputs", len(node.input), schema.inputs),
+                                   ("outputs", len(node.output), schema.outputs)):
+        if not least <= n <= most:
+            allowed = f"{least}" if least == most else f"{least} to {most}" if most < 2**31 - 1 else f"at least {least}"
+            raise ModelError(f"{label}: node {node.name!r} ({op}) has {n} {what}; {op}-{schema.since} "
+                             f"takes {allowed}")
+    for key in schema.required:
+        if key not in attrs:
+            raise ModelError(f"{label}: node {node.name!r} ({op}) lacks the required attribute {key!r}")
+
+
+def _attribute(node: onnx.NodeProto, a: onnx.AttributeProto, label: str, limits: Limits,
+               schema: _Schema) -> Any:
     t = a.type
+    want = schema.attribute_types.get(a.name)
+    if want is not None and want != t:
+        raise ModelError(f"{label}: node {node.name!r} ({node.op_type}) attribute {a.name!r} is of type "
+                         f"{_type_name(t)} where {node.op_type}-{schema.since} takes {_type_name(want)}")
     if t == _A.STRING:
         return _text(node, a, a.s, label)
     if t == _A.TENSOR:
@@ -105,7 +161,15 @@ def _attribute(node: onnx.NodeProto, a: onnx.AttributeProto, label: str, limits:
     if t in _SPARSE:
         raise ModelError(f"{label}: node {node.name!r} ({node.op_type}) attribute {a.name!r}: "
                          "sparse tensors are not supported")
+    if t not in _PLAIN:
+        raise ModelError(f"{label}: node {node.name!r} ({node.op_type}) attribute {a.name!r} has "
+                         f"type {_type_name(t)}, which no ai.onnx operator takes")
     return helper.get_attribute_value(a)
+
+
+def _type_name(t: int) -> str:
+    names = onnx.AttributeProto.AttributeType
+    return names.Name(t) if t in names.values() else str(t)
 
 
 def _text(node: onnx.NodeProto, a: onnx.AttributeProto, value: bytes, label: str) -> str:

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.errors import ModelError
+from compiler.errors import ModelError, UnsupportedOpError
 from compiler.frontend import Limits, load_graph
 from compiler.workload import graph_workloads
 
@@ -283,3 +283,51 @@ def test_external_data_given_in_memory():
     t.data_location = TensorProto.EXTERNAL
     t.external_data.add(key="location", value="w.bin")
     fails(model, "external data but the model was given in memory")
+
+
+# ---------------------------------------------------------------- operator schemas
+def test_too_few_inputs_for_the_schema():
+    fails(one_node("MatMul", {"a": (2, 3)}), "node 'n0' (MatMul) has 1 inputs; MatMul-13 takes 2")
+
+
+def test_too_many_outputs_for_the_schema():
+    fails(one_node("Relu", {"a": (2, 3)}, {"y": None, "z": None}), "(Relu) has 2 outputs; Relu-14 takes 1")
+
+
+def test_a_missing_required_attribute():
+    fails(one_node("MaxPool", {"a": (1, 1, 4, 4)}), "(MaxPool) lacks the required attribute 'kernel_shape'")
+
+
+def test_an_attribute_of_the_wrong_type():
+    model = one_node("Conv", {"x": (1, 3, 8, 8)}, inits={"w": np.ones((4, 3, 3, 3), np.float32)}, group=1)
+    model.graph.node[0].attribute[0].type = onnx.AttributeProto.FLOAT
+    fails(model, "attribute 'group' is of type FLOAT where Conv-11 takes INT")
+
+
+def test_op_types_onnx_does_not_know_are_named_together():
+    nodes = [helper.make_node("Frobnicate", ["x"], ["a"], name="f1"),
+             helper.make_node("Gelu", ["a"], ["b"], name="g1"),          # Gelu arrived in opset 20
+             helper.make_node("Frobnicate", ["b"], ["y"], name="f2")]
+    with pytest.raises(UnsupportedOpError) as err:
+        load_graph(graph_of(nodes, {"x": (2,)}, ["y"], opset=17))
+    assert err.value.missing == {"Frobnicate": "f1", "Gelu": "g1"}
+    assert "not an ai.onnx operator at opset 17" in str(err.value)
+
+
+def test_names_that_are_not_utf8(tmp_path):
+    # protobuf accepts any bytes in a string field and hands them out as bytes
+    model = relu()
+    blob = model.SerializeToString().replace(b"Relu", b"R\xffl\xfe")
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(blob)
+    with pytest.raises(ModelError, match="node 0 has a name, op type, domain or tensor name that is not UTF-8"):
+        load_graph(path)
+
+
+def test_an_initializer_may_be_a_graph_output():
+    model = relu()
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(3, np.float32), "w"))
+    model.graph.output.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [3]))
+    from compiler.passes import run_pipeline
+    g = run_pipeline(load_graph(model))
+    assert g.tensor("w").role.value == "constant" and "w" in g.outputs
