@@ -54,6 +54,15 @@ class Tensor:
     def nbytes(self) -> int:
         return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
+    @classmethod
+    def make(cls, name: str, shape: tuple[int, ...], dtype: str, role: Role) -> "Tensor":
+        """`Tensor(...)` for the frontend's bulk reading: the same object, built without the
+        frozen dataclass's one `object.__setattr__` call per field (a large graph has tens of
+        thousands of tensors)."""
+        t = _new(cls)
+        t.__dict__.update(name=name, shape=shape, dtype=dtype, role=role)
+        return t
+
 
 @dataclass(frozen=True)
 class Node:
@@ -66,6 +75,18 @@ class Node:
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
+
+    @classmethod
+    def make(cls, name: str, op_type: str, inputs: tuple[str, ...], outputs: tuple[str, ...],
+             attrs: Mapping[str, Any], scope: Scope) -> "Node":
+        """`Node(...)` for the frontend's bulk reading (see `Tensor.make`)."""
+        n = _new(cls)
+        n.__dict__.update(name=name, op_type=op_type, inputs=inputs, outputs=outputs, attrs=attrs,
+                          scope=scope)
+        return n
+
+
+_new = object.__new__
 
 
 @dataclass

@@ -96,7 +96,10 @@ def read_nodes(model: onnx.ModelProto, label: str, limits: Limits, default_part:
             unknown.setdefault(op, node.name)
             continue
         attrs = {a.name: _attribute(node, a, label, limits, schema) for a in node.attribute}
-        _check_arity(node, schema, attrs, label)
+        lo, hi = schema.inputs
+        if not lo <= len(ins) <= hi or not schema.outputs[0] <= len(outs) <= schema.outputs[1] or (
+                schema.required and not all(k in attrs for k in schema.required)):
+            _bad_arity(node, schema, attrs, label)
         scope = _DEFAULT_SCOPES[default_part]
         props = node.metadata_props
         if props:
@@ -107,7 +110,7 @@ def read_nodes(model: onnx.ModelProto, label: str, limits: Limits, default_part:
                     scope = Scope.parse(text)
                 except (ValueError, TypeError) as exc:   # TypeError: not UTF-8 text (bytes)
                     raise ModelError(f"{label}: node {node.name!r} ({op}): scope: {exc}") from None
-        nodes.append(Node(node.name, op, ins, outs, attrs, scope))
+        nodes.append(Node.make(node.name, op, ins, outs, attrs, scope))
     if unknown:
         raise UnsupportedOpError.for_ops(unknown, f"not an ai.onnx operator at opset {opset}", where=label)
     if model.functions:
@@ -127,7 +130,8 @@ def read_nodes(model: onnx.ModelProto, label: str, limits: Limits, default_part:
     return [nodes[k] for k in order], list(g.node)
 
 
-def _check_arity(node: onnx.NodeProto, schema: _Schema, attrs: dict[str, Any], label: str) -> None:
+def _bad_arity(node: onnx.NodeProto, schema: _Schema, attrs: dict[str, Any], label: str) -> None:
+    """Raise the ModelError for a node whose inputs, outputs or attributes the schema refuses."""
     op = node.op_type
     for what, n, (least, most) in (("inputs", len(node.input), schema.inputs),
                                    ("outputs", len(node.output), schema.outputs)):
@@ -144,7 +148,16 @@ def _attribute(node: onnx.NodeProto, a: onnx.AttributeProto, label: str, limits:
                schema: _Schema) -> Any:
     t = a.type
     want = schema.attribute_types.get(a.name)
-    if want is not None and want != t:
+    if want == t:   # the common cases first, with the values onnx.helper.get_attribute_value gives
+        if t == _A.INT:
+            return a.i
+        if t == _A.INTS:
+            return list(a.ints)
+        if t == _A.FLOAT:
+            return a.f
+        if t == _A.FLOATS:
+            return list(a.floats)
+    elif want is not None:
         raise ModelError(f"{label}: node {node.name!r} ({node.op_type}) attribute {a.name!r} is of type "
                          f"{_type_name(t)} where {node.op_type}-{schema.since} takes {_type_name(want)}")
     if t == _A.STRING:
@@ -211,16 +224,22 @@ def name_nodes(model: onnx.ModelProto) -> None:
 
 
 def _ordered(g: onnx.GraphProto, nodes: list[Node], label: str) -> list[int] | None:
-    """None if the nodes are already in topological order, else the order (module docstring)."""
+    """None if the nodes are already in topological order, else the order (module docstring).
+    One pass: a node that reads a tensor no earlier node produced is noted, and the notes are
+    settled at the end (produced later: out of order; produced by nothing: an error)."""
     sources = {vi.name for vi in g.input}
     sources.update(t.name for t in g.initializer)
     producer: dict[str, int] = {}
+    late: list[tuple[int, str]] = []
     for k, n in enumerate(nodes):
+        for i in n.inputs:
+            if i and i not in producer and i not in sources:
+                late.append((k, i))
         for o in n.outputs:
             if not o:
                 continue
-            j = producer.get(o)
-            if j is not None:
+            if o in producer:
+                j = producer[o]
                 raise ModelError(f"{label}: tensor {o!r} is produced twice, by nodes {nodes[j].name!r} "
                                  f"({nodes[j].op_type}) and {n.name!r} ({n.op_type}); each tensor "
                                  "must have one producer")
@@ -228,23 +247,16 @@ def _ordered(g: onnx.GraphProto, nodes: list[Node], label: str) -> list[int] | N
                 raise ModelError(f"{label}: node {n.name!r} ({n.op_type}) writes {o!r}, which is a "
                                  "graph input or initializer; each tensor must have one producer")
             producer[o] = k
-    in_order = True   # every node reads only what earlier nodes produce
-    for k, n in enumerate(nodes):
-        for i in n.inputs:
-            if not i:
-                continue
-            j = producer.get(i)
-            if j is None:
-                if i not in sources:
-                    raise ModelError(f"{label}: node {n.name!r} ({n.op_type}) reads {i!r}, "
-                                     "which is neither an input, an initializer nor a node output")
-            elif j >= k:
-                in_order = False
+    for k, i in late:
+        if i not in producer:
+            n = nodes[k]
+            raise ModelError(f"{label}: node {n.name!r} ({n.op_type}) reads {i!r}, "
+                             "which is neither an input, an initializer nor a node output")
     for vi in g.output:
         if vi.name not in producer and vi.name not in sources:
             raise ModelError(f"{label}: graph output {vi.name!r} is never produced (no node writes "
                              "it and it is no input or initializer)")
-    return None if in_order else _topological(nodes, producer, label)
+    return _topological(nodes, producer, label) if late else None
 
 
 def _topological(nodes: list[Node], producer: dict[str, int], label: str) -> list[int]:
