@@ -16,7 +16,7 @@ written once, per-input byte counts in dims as `bytes_in<i>`). Families:
 * `data_movement` — views (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout) and copies
 * `metadata` — Shape, Size, Constant, ConstantOfShape, EyeLike, Range
 
-`docs/ops.md` lists every op type with its kind and formula; `tests/compiler/make_ops_doc.py`
+`docs/ops.md` lists every op type with its kind and formula; `docs/make_ops.py`
 regenerates it from the registry.
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 from compiler.frontend import load_graph
 from compiler.workload import RULES, Kind, UnsupportedOpError, workload_of
