@@ -105,7 +105,7 @@ def _load(source: str | Path | onnx.ModelProto, dims: Mapping[str, int] | None, 
     default_part = "other" if "phase" in metadata else "forward"
     nodes, protos = read_nodes(model, label, limits, default_part, opset)
     bind_dims(model, dims, label, limits)
-    resolver = Resolver(model, infer_types(model, nodes, label), label, limits, opset)
+    resolver = Resolver(model, infer_types(model, label), label, limits, opset)
     for node, proto in zip(nodes, protos):
         resolver.visit(node, proto)
     graph = _build_graph(model.graph, nodes, resolver, metadata, label, opset)
