@@ -42,6 +42,8 @@ _RANDOM = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "Rando
 # input size (NonZero: rank x elements); evaluated on small constant inputs to learn it.
 _VALUE_SIZED = frozenset({"NonZero", "Unique", "Compress"})
 _NOT_FOLDED = _RANDOM | {"Shape", "Size"}   # Shape and Size are computed from shapes instead
+# Nor is an Einsum of three or more operands: the reference evaluator may loop over the product
+# of all index ranges (4096^3 steps for three small vectors and a scalar result).
 # Ops whose first output has the shape and element type of their first input (ONNX operator
 # spec): used when onnx's own inference fails on them.
 SAME_SHAPE = frozenset("""Abs Acos Acosh Asin Asinh Atan Atanh BatchNormalization BitwiseNot Ceil Celu Clip
@@ -203,7 +205,8 @@ class Resolver:
         for o, shape in zip(outs, shapes):
             if shape is not None:
                 self._check_size(o, node, shape)
-        if op not in _NOT_FOLDED and all(i in values for i in node.inputs if i):
+        if op not in _NOT_FOLDED and all(i in values for i in node.inputs if i) and not (
+                op == "Einsum" and len(node.inputs) > 2):
             if None not in shapes:
                 if all(math.prod(shape) <= MAX_CONSTANT_ELEMENTS for shape in shapes):
                     self._evaluate(node, proto)

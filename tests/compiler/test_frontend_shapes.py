@@ -116,3 +116,12 @@ def test_initializer_values_feed_reshape_without_data_propagation():
     model = graph_of([helper.make_node("Reshape", ["x", "s"], ["y"])], {"x": (2, 10)}, ["y"])
     model.graph.initializer.append(shape)
     assert load_graph(model).tensor("y").shape == (5, 4)
+
+
+def test_a_constant_einsum_of_many_operands_is_not_evaluated():
+    # three 4096-element constant vectors contracted to a scalar: evaluating it would take
+    # 4096^3 steps; its shape is all the compiler needs
+    v = {k: np.ones(4096, np.float32) for k in "abc"}
+    node = helper.make_node("Einsum", ["a", "b", "c"], ["s"], equation="i,j,k->")
+    g = load_graph(graph_of([node, helper.make_node("Relu", ["s"], ["y"])], {}, ["y"], v))
+    assert g.tensor("s").shape == () and "s" not in g.constants
