@@ -7,10 +7,12 @@ the file and the node or tensor:
 1. `compiler.reading` — parse without following external data; IR version and opset known to
    the installed onnx (opset 7 or later); node count, stored tensors and external data checked
    against `Limits` before anything is loaded;
-2. `compiler.structure` — standard domain, no subgraphs (If/Loop/Scan), UTF-8 attributes,
-   unique node names, one producer per tensor, every read tensor and graph output produced, a
-   DAG put in topological order (and, once shapes are known, attributes that shape inference
-   lets through but no operator allows, such as a convolution with group 0);
+2. `compiler.structure` — standard domain, op types and arity the ONNX schema knows (all
+   unknown op types named in one `UnsupportedOpError`), no subgraphs (If/Loop/Scan), UTF-8
+   names and attributes, unique node names, one producer per tensor, every read tensor and
+   graph output produced, a DAG put in topological order (and, once shapes are known,
+   attributes that shape inference lets through but no operator allows, such as a
+   convolution with group 0);
 3. `compiler.shapes` — symbolic dims bound (`dims`: names the model has, positive integers),
    ONNX shape inference, then node-by-node resolution of what it left open, sizes checked
    against `Limits` before any constant is computed;
@@ -22,7 +24,8 @@ unless tiny (<= 16 elements) or integer/bool typed, then CONSTANT — a tiny flo
 a weight/bias position of Conv, ConvTranspose, Gemm, BatchNormalization or LayerNormalization
 stays PARAMETER (a 5-way head's bias has 5 elements); outputs of Constant nodes (and
 of ConstantOfShape fed by a constant shape) are CONSTANT; outputs of nodes scoped `backward` or
-`meta_grad` are GRADIENT; graph outputs are OUTPUT; everything else ACTIVATION. BatchNormalization
+`meta_grad` are GRADIENT; graph outputs are OUTPUT (an initializer that is a graph output keeps
+its role); everything else ACTIVATION. BatchNormalization
 running statistics are initializers and therefore PARAMETER; callers that count learnable
 parameters subtract them (inputs 3 and 4 of BatchNormalization).
 A tensor that is neither constant nor a parameter must not be empty: an empty input or

@@ -12,11 +12,11 @@
    unknown is re-inferred alone with those values as initializers; outputs that onnx's
    inference leaves open (the mask of Dropout before opset 10, ops in `SAME_SHAPE` whose
    inference fails, Compress with a constant condition) follow from the operator spec. Every
-   output shape is checked against `Limits` as soon as it is known, and
-   a node is evaluated only when its outputs are known to be small (or, for ops whose output
-   size depends on values, bounded by inputs that are) — so a tiny file cannot make the
-   frontend materialise a large tensor. A tensor left without a static integer shape is an
-   error naming it and its producer, never a guess.
+   output shape is checked against `Limits` as soon as it is known, and a node is evaluated
+   only when its outputs are known to be small (or, for ops whose output size depends on
+   values, bounded by inputs that are) — so a tiny file cannot make the frontend materialise a
+   large tensor. A tensor left without a static integer shape is an error naming it and its
+   producer, never a guess.
 """
 
 from __future__ import annotations
