@@ -4,9 +4,12 @@
 `hwsim.scope` metadata) and checks what the compiler relies on about how nodes connect, each
 failure a `ModelError` naming the file and the node or tensor:
 
-* every node is in the standard ONNX domain (a custom domain -> `UnsupportedOpError`), has no
-  subgraph (If/Loop/Scan control flow is not modelled), UTF-8 text in its string attributes,
-  tensors in its attributes that pass `compiler.reading.check_tensor`, and a well-formed scope;
+* every node is in the standard ONNX domain (a custom domain -> `UnsupportedOpError`), of an
+  op type the ONNX schema knows at the model's opset (all unknown op types are named in one
+  `UnsupportedOpError`), with the inputs, outputs, required attributes and attribute types
+  that schema allows, no subgraph (If/Loop/Scan control flow is not modelled), UTF-8 names
+  and string attributes, tensors in its attributes that pass `compiler.reading.check_tensor`,
+  and a well-formed scope;
 * every node has a unique name (ONNX allows empty or repeated ones: they are renamed
   `<op>_<index>` in file order, deterministically);
 * every tensor is produced once: by one node, or as a graph input or initializer;
