@@ -38,7 +38,8 @@ from compiler.compile import front_end, lower  # noqa: E402
 from hwsim import pipeline  # noqa: E402
 from hwsim.config import load_hardware, presets  # noqa: E402
 from hwsim.energy import energy_table  # noqa: E402
-from hwsim.engine import paused_gc, simulate  # noqa: E402
+from hwsim.collector import paused_gc  # noqa: E402
+from hwsim.engine import simulate  # noqa: E402
 
 CONV4_FORWARD = ROOT / "tests" / "data" / "compiler" / "conv4_infer_torch.onnx"
 SCALESIM_PYTHON = Path(os.environ.get("SCALESIM_PYTHON", ROOT / ".venv-peers" / "scalesim" / "bin" / "python"))

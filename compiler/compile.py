@@ -20,6 +20,7 @@ from hwsim.program import Program
 
 from .frontend import load_graph
 from .ir import Graph
+from .limits import Limits
 from .lowering import LOWERINGS
 from .passes import run_pipeline
 from .workload import Workload, graph_workloads
@@ -56,9 +57,9 @@ class Compiled:
 
 
 def front_end(source: str | Path | onnx.ModelProto | Graph,
-              dims: Mapping[str, int] | None = None) -> Frontend:
+              dims: Mapping[str, int] | None = None, limits: Limits = Limits()) -> Frontend:
     """Load (unless given an IR graph), run the pass pipeline and compute every workload."""
-    graph = source if isinstance(source, Graph) else load_graph(source, dims=dict(dims or {}))
+    graph = source if isinstance(source, Graph) else load_graph(source, dims=dict(dims or {}), limits=limits)
     graph = run_pipeline(graph)
     return Frontend(graph, graph_workloads(graph))
 
@@ -69,6 +70,6 @@ def lower(frontend: Frontend, hw: HardwareConfig, **options: object) -> Program:
 
 
 def compile_model(source: str | Path | onnx.ModelProto | Graph, hw: HardwareConfig,
-                  dims: Mapping[str, int] | None = None, **options: object) -> Compiled:
-    front = front_end(source, dims)
+                  dims: Mapping[str, int] | None = None, limits: Limits = Limits(), **options: object) -> Compiled:
+    front = front_end(source, dims, limits)
     return Compiled(front, lower(front, hw, **options))

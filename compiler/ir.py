@@ -54,6 +54,15 @@ class Tensor:
     def nbytes(self) -> int:
         return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
 
+    @classmethod
+    def make(cls, name: str, shape: tuple[int, ...], dtype: str, role: Role) -> "Tensor":
+        """`Tensor(...)` for the frontend's bulk reading: the same object, built without the
+        frozen dataclass's one `object.__setattr__` call per field (a large graph has tens of
+        thousands of tensors)."""
+        t = _new(cls)
+        t.__dict__.update(name=name, shape=shape, dtype=dtype, role=role)
+        return t
+
 
 @dataclass(frozen=True)
 class Node:
@@ -67,6 +76,18 @@ class Node:
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
 
+    @classmethod
+    def make(cls, name: str, op_type: str, inputs: tuple[str, ...], outputs: tuple[str, ...],
+             attrs: Mapping[str, Any], scope: Scope) -> "Node":
+        """`Node(...)` for the frontend's bulk reading (see `Tensor.make`)."""
+        n = _new(cls)
+        n.__dict__.update(name=name, op_type=op_type, inputs=inputs, outputs=outputs, attrs=attrs,
+                          scope=scope)
+        return n
+
+
+_new = object.__new__
+
 
 @dataclass
 class Graph:
@@ -78,6 +99,11 @@ class Graph:
     metadata: dict[str, str] = field(default_factory=dict)
     # Values of small constant tensors (shapes, axes, scalars) that rules may need.
     constants: dict[str, Any] = field(default_factory=dict)
+    # Where the graph came from (the model file, or "model 'name'"): the prefix of error messages.
+    source: str = ""
+    # The model's ai.onnx opset: rules read attributes whose defaults changed between opsets
+    # (Softmax's axis before 13). 0: unknown, newest semantics.
+    opset: int = 0
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -111,4 +137,5 @@ class Graph:
     def with_nodes(self, nodes: Iterable[Node]) -> "Graph":
         """A copy with another node list (passes are Graph -> Graph and never mutate)."""
         return Graph(self.name, list(nodes), dict(self.tensors), list(self.inputs),
-                     list(self.outputs), dict(self.metadata), dict(self.constants))
+                     list(self.outputs), dict(self.metadata), dict(self.constants), self.source,
+                     self.opset)

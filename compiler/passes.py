@@ -10,14 +10,21 @@ and checks the result.
   whose output has the input's shape and dtype), rewiring consumers to the view's input. A view
   that changes the shape (a real Reshape) stays: rewiring would give its consumers operands of
   the wrong shape. A view whose output is a graph output stays too (the name is the contract).
-* `check_graph` — asserts topological order and that every tensor read is produced by an
+  An inference Dropout whose mask nobody reads (old opsets always declare one) is a view too.
+* `check_graph` — checks topological order and that every tensor read is produced by an
   earlier node or is a graph input, parameter or constant.
+
+`check_graph` raises `InternalError`, not `ModelError`: `load_graph` has already rejected every
+malformed input with a `ModelError` naming the file, so a graph that fails these checks was
+broken by the compiler itself (a pass, or code that built a `Graph` by hand) — a bug to report,
+exit code 1, never "bad input". It is a real exception, so it also holds under `python -O`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from .errors import InternalError
 from .ir import Graph, Node, Role
 
 # Ops that only re-index a buffer (zero cost); see compiler/ops/data_movement.py.
@@ -57,11 +64,17 @@ def fold_constants_metadata(graph: Graph) -> Graph:
 def remove_identities(graph: Graph) -> Graph:
     outputs = set(graph.outputs)
     alias: dict[str, str] = {}
+    read: set[str] | None = None   # tensors some node reads, built only if a Dropout has a mask
     kept = []
     for node in graph.nodes:
         if node.op_type in VIEW_OPS:
             data = [i for i in node.inputs if i]
             outs = [o for o in node.outputs if o]
+            if node.op_type == "Dropout" and len(outs) == 2:
+                if read is None:
+                    read = {i for n in graph.nodes for i in n.inputs}
+                if outs[1] not in read and outs[1] not in outputs:
+                    outs = outs[:1]   # an unread mask: the node is a view of its input
             if len(outs) == 1 and data and outs[0] not in outputs and _is_inference_dropout(graph, node):
                 src = alias.get(data[0], data[0])
                 a, b = graph.tensor(src), graph.tensor(outs[0])
@@ -83,33 +96,46 @@ def _is_inference_dropout(graph: Graph, node) -> bool:
 
 
 def check_graph(graph: Graph) -> Graph:
-    """Raises AssertionError if the graph is not a valid IR graph; returns it unchanged."""
-    available = {n for n in graph.inputs}
+    """Returns the graph unchanged if it is a valid IR graph; raises `InternalError` naming the
+    first broken invariant otherwise (see the module docstring for why not `ModelError`)."""
+    def broken(what: str) -> InternalError:
+        return InternalError(f"IR graph {graph.name!r} is invalid: {what}")
+
+    available = set(graph.inputs)
     available |= {t.name for t in graph.tensors.values()
                   if t.role in (Role.PARAMETER, Role.CONSTANT)}
     produced: set[str] = set()
     names: set[str] = set()
+    tensors = graph.tensors
     for node in graph.nodes:
-        assert node.name not in names, f"duplicate node name {node.name!r}"
+        if node.name in names:
+            raise broken(f"duplicate node name {node.name!r}")
         names.add(node.name)
         for i in node.inputs:
             if not i:
                 continue
-            assert i in graph.tensors, f"node {node.name!r} reads unknown tensor {i!r}"
-            assert i in produced or i in available, \
-                f"node {node.name!r} reads {i!r} before it is produced (not topological)"
+            if i not in tensors:
+                raise broken(f"node {node.name!r} reads unknown tensor {i!r}")
+            if i not in produced and i not in available:
+                raise broken(f"node {node.name!r} reads {i!r} before it is produced (not topological)")
         for o in node.outputs:
             if o:
-                assert o in graph.tensors, f"node {node.name!r} writes unknown tensor {o!r}"
-                assert o not in produced, f"tensor {o!r} produced twice"
+                if o not in tensors:
+                    raise broken(f"node {node.name!r} writes unknown tensor {o!r}")
+                if o in produced:
+                    raise broken(f"tensor {o!r} produced twice")
                 produced.add(o)
     for name in graph.inputs:
-        assert name in graph.tensors, f"graph input {name!r} has no tensor"
+        if name not in tensors:
+            raise broken(f"graph input {name!r} has no tensor")
     for name in graph.outputs:
-        assert name in produced or name in available, f"graph output {name!r} is never produced"
-    for t in graph.tensors.values():
-        assert t.name in produced or t.role in _SOURCE_ROLES or t.name in graph.outputs, \
-            f"tensor {t.name!r} ({t.role.value}) has no producer and is not an input/initializer"
+        if name not in produced and name not in available:
+            raise broken(f"graph output {name!r} is never produced")
+    outputs = set(graph.outputs)
+    for t in tensors.values():
+        if t.name not in produced and t.role not in _SOURCE_ROLES and t.name not in outputs:
+            raise broken(f"tensor {t.name!r} ({t.role.value}) has no producer and is not an "
+                         "input/initializer")
     return graph
 
 
@@ -134,7 +160,8 @@ def _prune_tensors(graph: Graph, nodes: list[Node]) -> Graph:
     used.update(graph.inputs)
     used.update(graph.outputs)
     return Graph(graph.name, nodes, _restricted(graph.tensors, used), list(graph.inputs),
-                 list(graph.outputs), dict(graph.metadata), _restricted(graph.constants, used))
+                 list(graph.outputs), dict(graph.metadata), _restricted(graph.constants, used),
+                 graph.source, graph.opset)
 
 
 def _restricted(values: dict, keys: set[str]) -> dict:

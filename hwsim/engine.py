@@ -34,13 +34,12 @@ hundreds of thousands of short-lived objects and nothing that needs collecting m
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict, deque
-from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import simpy
 
+from .collector import paused_gc
 from .program import Program, ResourceSpec, Task, TaskKind
 from .result import ActionRow, SimResult, TaskRecord
 
@@ -53,18 +52,6 @@ def simulate(program: Program, *, static_power_mw: float = 0.0, energy_table=Non
         sim = _Simulation(program)
         runs = sim.run()
         return _result(program, runs, sim.memory, static_power_mw, energy_table)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (restoring its previous state after)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # ---- resources ------------------------------------------------------------------------------------

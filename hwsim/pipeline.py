@@ -20,10 +20,12 @@ import onnx
 
 from compiler.compile import Frontend, front_end, lower
 from compiler.ir import Graph
+from compiler.limits import Limits
 
 from .config import HardwareConfig
 from .energy import energy_table
-from .engine import paused_gc, simulate as run_program
+from .collector import paused_gc
+from .engine import simulate as run_program
 from .program import Program
 from .result import SimResult
 
@@ -58,13 +60,13 @@ def export(spec: "PhaseSpec", *, cache_dir: str | Path | None = None, use_cache:
 
 
 def prepare(source: Source, *, dims: Mapping[str, int] | None = None,
-            cache_dir: str | Path | None = None) -> Frontend:
+            cache_dir: str | Path | None = None, limits: Limits = Limits()) -> Frontend:
     """The hardware-independent front end of a model: a PhaseSpec is exported first; an ONNX
-    model (path or ModelProto) or an IR graph is read as it is."""
+    model (path or ModelProto) or an IR graph is read as it is, within `limits`."""
     if not isinstance(source, (onnx.ModelProto, str, Path, Graph)):
         source = export(source, cache_dir=cache_dir)
     with paused_gc():   # the front end allocates ~10^6 short-lived objects and no cycles to collect
-        return front_end(source, dims)
+        return front_end(source, dims, limits)
 
 
 def simulate(model: Frontend | Source, hw: HardwareConfig, **options: object) -> Run:

@@ -1,4 +1,4 @@
-"""Convolutions: Conv and ConvTranspose (1-D and 2-D). Kind CONV.
+"""Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv (1-D and 2-D). Kind CONV.
 
 dims: n, c, h, w (input), k (output channels), oh, ow (output), r, s (kernel), stride_h,
 stride_w, pad_h, pad_w (leading pads; trailing ones in pad_h_end, pad_w_end), dil_h, dil_w, g,
@@ -7,6 +7,12 @@ and transposed (0/1). A 1-D convolution has h = oh = r = 1.
 * Conv: MACs = n·k·oh·ow·(c/g)·r·s; a bias adds n·k·oh·ow flops.
 * ConvTranspose: every input pixel scatters a kernel, MACs = n·c·h·w·(k/g)·r·s; a bias adds
   n·k·oh·ow flops.
+* ConvInteger (x, w, x_zero_point, w_zero_point): MACs as Conv; each zero point given costs
+  one subtract per element of its operand (x or w).
+* QLinearConv (x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B):
+  MACs as Conv; one subtract per element of x and of w (the zero points), the int32 bias adds
+  n·k·oh·ow, and requantising each result costs 5 flops (multiply by x_scale·w_scale/y_scale,
+  round, add y_zero_point, saturate as a min and a max), as in the ONNX spec's formula.
 Pads come from `pads` or from `auto_pad` (VALID, SAME_UPPER, SAME_LOWER, resolved with the ONNX
 formulas); an unknown auto_pad value or a 3-D convolution is unsupported.
 """
@@ -15,19 +21,51 @@ from __future__ import annotations
 
 import math
 
+from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..workload import Kind, UnsupportedOpError, Workload, rule
-from .operands import shape, workload
+from ..workload import Kind, Workload, rule
+from .operands import has_input, in_numel, shape, workload
+
+# Input positions of (data, weight, bias) per op type (ONNX operator spec).
+_OPERANDS = {"Conv": (0, 1, 2), "ConvTranspose": (0, 1, 2), "ConvInteger": (0, 1, None),
+             "QLinearConv": (0, 3, 8)}
+REQUANTIZE_PER_ELEMENT = 5   # multiply, round, add zero point, saturate (min, max)
 
 
-@rule("Conv", "ConvTranspose")
+@rule("Conv", kind=Kind.CONV, formula="MACs = n·k·oh·ow·(c/g)·r·s; bias n·k·oh·ow flops")
 def conv(graph: Graph, node: Node) -> Workload:
+    return _conv(graph, node)
+
+
+@rule("ConvTranspose", kind=Kind.CONV, formula="MACs = n·c·h·w·(k/g)·r·s; bias n·k·oh·ow flops")
+def conv_transpose(graph: Graph, node: Node) -> Workload:
+    return _conv(graph, node)
+
+
+@rule("ConvInteger", kind=Kind.CONV,
+      formula="MACs as Conv; one subtract per element of x / w for each zero point given")
+def conv_integer(graph: Graph, node: Node) -> Workload:
+    zero_points = (in_numel(graph, node, 0) if has_input(node, 2) else 0) + \
+                  (in_numel(graph, node, 1) if has_input(node, 3) else 0)
+    return _conv(graph, node, extra_flops=zero_points)
+
+
+@rule("QLinearConv", kind=Kind.CONV,
+      formula="MACs as Conv; zero points numel(x) + numel(w), bias and 5/output requantising flops")
+def qlinear_conv(graph: Graph, node: Node) -> Workload:
+    zero_points = in_numel(graph, node, 0) + in_numel(graph, node, 3)
+    requantize = graph.tensor(node.outputs[0]).numel * REQUANTIZE_PER_ELEMENT
+    return _conv(graph, node, extra_flops=zero_points + requantize)
+
+
+def _conv(graph: Graph, node: Node, extra_flops: int = 0) -> Workload:
     transposed = node.op_type == "ConvTranspose"
-    x, wt = shape(graph, node.inputs[0]), shape(graph, node.inputs[1])
+    xi, wi, bi = _OPERANDS[node.op_type]
+    x, wt = shape(graph, node.inputs[xi]), shape(graph, node.inputs[wi])
     y = shape(graph, node.outputs[0])
     spatial = len(x) - 2
     if spatial not in (1, 2):
-        raise UnsupportedOpError(node.op_type, node.name, f"{spatial}-D convolution")
+        raise UnsupportedOpError(node.op_type, node.name, f"{spatial}-D convolution (1-D and 2-D are modelled)")
     g = int(node.attr("group", 1))
     kernel = tuple(wt[2:])
     strides = tuple(node.attr("strides", [1] * spatial))
@@ -45,8 +83,8 @@ def conv(graph: Graph, node: Node) -> Workload:
         macs = n * c * h * w * (k // g) * r * s
     else:
         macs = n * k * oh * ow * (c // g) * r * s
-    has_bias = len(node.inputs) > 2 and bool(node.inputs[2])
-    flops = n * k * oh * ow if has_bias else 0
+    has_bias = bi is not None and has_input(node, bi)
+    flops = (n * k * oh * ow if has_bias else 0) + extra_flops
     dims = {"n": n, "c": c, "h": h, "w": w, "k": k, "oh": oh, "ow": ow, "r": r, "s": s,
             "stride_h": sh, "stride_w": sw, "pad_h": pb[0], "pad_w": pb[1],
             "pad_h_end": pe[0], "pad_w_end": pe[1], "dil_h": dh, "dil_w": dw, "g": g,

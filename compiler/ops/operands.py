@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
+from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..workload import Kind, UnsupportedOpError, Workload
+from ..workload import Kind, Workload
 
 
 def operand_bytes(graph: Graph, node: Node) -> tuple[int, int, dict[str, int]]:
@@ -40,8 +41,26 @@ def out_numel(graph: Graph, node: Node, index: int = 0) -> int:
     return graph.tensor(node.outputs[index]).numel
 
 
+def in_numel(graph: Graph, node: Node, index: int = 0) -> int:
+    """Elements of input `index` (0 when the optional input is omitted)."""
+    name = node.inputs[index] if index < len(node.inputs) else ""
+    return graph.tensor(name).numel if name else 0
+
+
+def has_input(node: Node, index: int) -> bool:
+    return index < len(node.inputs) and bool(node.inputs[index])
+
+
 def shape(graph: Graph, name: str) -> tuple[int, ...]:
     return graph.tensor(name).shape
+
+
+def axis_of(node: Node, rank: int, default: int) -> int:
+    """The node's `axis` attribute, normalised to 0..rank-1."""
+    axis = int(node.attr("axis", default))
+    if not -rank <= axis < max(rank, 1):
+        raise UnsupportedOpError(node.op_type, node.name, f"axis {axis} outside a rank-{rank} tensor")
+    return axis % max(rank, 1)
 
 
 def constant(graph: Graph, node: Node, index: int, what: str):

@@ -20,10 +20,18 @@ class UsageError(BadInput):
     """A command-line argument that cannot be used (a missing input file, a bad --dim)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as the bad-input contract wants them: one line, exit code 2 (argparse
+    prints the usage first; `hwsim CMD --help` still shows it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands, explore, report, train
 
-    ap = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="hwsim", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     commands.add_parsers(sub)

@@ -41,6 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace of the timeline")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a symbolic input dimension (repeatable)")
+    limit_args(p)
     p.add_argument("--detail", choices=("node", "tiles"), default="node",
                    help="NPU streaming model: node (closed form, default) or tiles (every streamed tile a "
                         "task: the slower reference)")
@@ -62,6 +63,29 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--meta-batch", type=int, default=25)
     p.add_argument("--inner-steps", type=int, default=1, help="k (the paper meta-trains the sinusoid with 1)")
     p.set_defaults(run=demo)
+
+
+def limit_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `compiler.limits.Limits`: how large a model the frontend accepts."""
+    from compiler.limits import Limits
+
+    for name, flag in Limits.FLAGS.items():
+        p.add_argument(flag, type=_positive_int(flag), default=getattr(Limits(), name), metavar="N",
+                       help=f"largest model accepted: {name.replace('_', ' ')} (default %(default)s)")
+
+
+def limits_of(args: argparse.Namespace):
+    from compiler.limits import Limits
+
+    return Limits(**{name: getattr(args, name) for name in Limits.FLAGS})
+
+
+def _positive_int(flag: str):
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{flag} takes an integer >= 1, got {text!r}")
+        return int(text)
+    return parse
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
@@ -143,7 +167,8 @@ def simulate(args: argparse.Namespace) -> int:
         if hw.kind != "npu":
             raise UsageError(f"--detail {args.detail}: applies to NPU targets; {hw.name} is a {hw.kind}")
         options["detail"] = args.detail
-    run = pipeline.simulate(pipeline.prepare(args.model, dims=parse_dims(args.dim)), hw, **options)
+    model = pipeline.prepare(args.model, dims=parse_dims(args.dim), limits=limits_of(args))
+    run = pipeline.simulate(model, hw, **options)
     result, graph = run.result, run.model.graph
     print(f"{args.model}  ({graph.metadata.get('algorithm', 'model')} "
           f"{graph.metadata.get('phase', '')}, {len(graph.nodes)} nodes, {len(run.program.tasks)} tasks)")

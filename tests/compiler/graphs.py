@@ -15,19 +15,27 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / 
 
 
 def one_node(op: str, inputs: dict[str, tuple], output_shapes: dict[str, tuple] | None = None,
-             inits: dict[str, np.ndarray] | None = None, dtype=TensorProto.FLOAT, **attrs):
+             inits: dict[str, np.ndarray] | None = None, dtype=TensorProto.FLOAT, opset: int = 20,
+             **attrs):
     """A model with a single `op` node; `inputs` maps graph inputs to shapes, `inits` are
     initializers given as node inputs after the graph inputs (in dict order)."""
     inits = inits or {}
     names = list(inputs) + list(inits)
     outs = list(output_shapes or {"y": None})
     node = helper.make_node(op, names, outs, name="n0", **attrs)
+    return graph_of([node], inputs, outs, inits, dtype=dtype, opset=opset, name=op)
+
+
+def graph_of(nodes, inputs: dict[str, tuple], outputs: list[str], inits: dict[str, np.ndarray] | None = None,
+             dtype=TensorProto.FLOAT, opset: int = 20, name: str = "g"):
+    """A model of `nodes`: graph inputs of `dtype` with the given shapes, outputs with types left
+    to inference, initializers from numpy arrays (their own dtypes)."""
     graph = helper.make_graph(
-        [node], op,
+        nodes, name,
         [helper.make_tensor_value_info(k, dtype, v) for k, v in inputs.items()],
-        [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outs],
-        [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+        [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
+        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def conv4_hand(batch: int | str = 1, way: int = 5, reshape: bool = False):

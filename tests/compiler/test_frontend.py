@@ -149,11 +149,21 @@ def test_unknown_op_is_an_error(op):
         load_graph(model)
 
 
-def test_op_without_rule_raises_on_workload():
-    # a standard-domain op the compiler has no rule for
-    g = load_graph(one_node("Hardmax", {"x": (2, 3)}))
-    with pytest.raises(UnsupportedOpError, match="Hardmax.*n0"):
+def test_ops_without_rules_are_all_named_in_one_error():
+    # standard-domain ops the compiler has no rule for: Det twice, Bernoulli once
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3])
+    nodes = [helper.make_node("Det", ["x"], ["d0"], name="det_a"),
+             helper.make_node("Bernoulli", ["x"], ["b"], name="coin"),
+             helper.make_node("Det", ["b"], ["d1"], name="det_b"),
+             helper.make_node("Add", ["d0", "d1"], ["y"], name="add")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", 1, None)]))
+    g = load_graph(model)
+    with pytest.raises(UnsupportedOpError) as err:
         graph_workloads(g)
+    assert err.value.missing == {"Det": "det_a", "Bernoulli": "coin"}
+    text = str(err.value)
+    assert "2 unsupported op types: 'Det' (node 'det_a'), 'Bernoulli' (node 'coin')" in text
+    assert text.startswith("model 'g': ") and "\n" not in text and "det_b" not in text
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a model at all\x00\xff",

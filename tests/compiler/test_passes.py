@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from compiler.errors import InternalError
 from compiler.frontend import load_graph
 from compiler.ir import Graph, Role
 from compiler.passes import (PIPELINE, check_graph, eliminate_dead_nodes, fold_constants_metadata,
@@ -113,7 +114,41 @@ def test_passes_are_pure():
     assert graph.nodes == nodes and graph.tensors == tensors
 
 
-def test_check_graph_rejects_bad_order():
+def test_check_graph_rejects_bad_order_as_an_internal_error():
+    # load_graph rejects bad input itself; a broken IR graph is a compiler bug (exit code 1)
     graph = load_graph(chain_model(["Relu", "Neg"]))
-    with pytest.raises(AssertionError, match="before it is produced"):
+    with pytest.raises(InternalError, match="before it is produced") as err:
         check_graph(graph.with_nodes(reversed(graph.nodes)))
+    assert not isinstance(err.value, ValueError)
+
+
+def test_check_graph_holds_without_assert_statements():
+    # python -O strips `assert`; the checks must be real exceptions
+    import ast
+    import inspect
+
+    import compiler.passes as passes
+    tree = ast.parse(inspect.getsource(passes))
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+
+
+@pytest.mark.parametrize("break_it,message", [
+    (lambda g: g.with_nodes(g.nodes + g.nodes[-1:]), "duplicate node name"),
+    (lambda g: g.with_nodes([g.nodes[0].__class__(g.nodes[0].name, "Relu", ("ghost",), g.nodes[0].outputs)]
+                            + g.nodes[1:]), "unknown tensor 'ghost'"),
+])
+def test_check_graph_names_the_broken_invariant(break_it, message):
+    graph = load_graph(chain_model(["Relu", "Neg"]))
+    with pytest.raises(InternalError, match=message):
+        check_graph(break_it(graph))
+
+
+def test_an_unread_dropout_mask_is_removed_with_its_dropout():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    nodes = [helper.make_node("Dropout", ["x"], ["d", "mask"], ratio=0.5),
+             helper.make_node("Relu", ["d"], ["y"])]
+    g = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", 1, None)])
+    graph = load_graph(helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)]))
+    after = run_pipeline(graph)
+    assert [n.op_type for n in after.nodes] == ["Relu"] and after.nodes[0].inputs == ("x",)
+    assert "mask" not in after.tensors

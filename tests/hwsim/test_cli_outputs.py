@@ -119,3 +119,19 @@ def test_absurdly_nested_config_is_refused(tmp_path, capsys):
     bad.write_text("kind: npu\nname: " + "[" * 5000 + "]" * 5000 + "\n")
     code, _, err = run_cli("simulate", CONV4, "--hw", bad, capsys=capsys)
     assert_bad_input(code, err, "hw.yaml")
+
+
+def test_size_limits_are_flags_and_name_themselves_in_the_error(capsys):
+    code, _, err = run_cli("simulate", DATA / "conv4_train.onnx", "--max-nodes", "10", capsys=capsys)
+    assert_bad_input(code, err, "nodes", "--max-nodes")
+    code, _, _ = run_cli("simulate", DATA / "conv4_train.onnx", "--max-nodes", "100000", capsys=capsys)
+    assert code == 0
+
+
+@pytest.mark.parametrize("argv", [["simulate", str(CONV4), "--max-nodes", "x"], ["simulate"], ["nope"],
+                                  ["simulate", str(CONV4), "--detail", "cycles"]])
+def test_command_line_errors_are_one_line_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli(*argv, capsys=capsys)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "error:" in err, err
