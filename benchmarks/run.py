@@ -103,7 +103,7 @@ def main() -> int:
     rows: list[Row] = []
     for algo in ("maml", "fomaml"):
         for k in (1, 5):
-            spec = PhaseSpec(algo, "meta_train", inner_steps=k, meta_batch=25)
+            spec = PhaseSpec(algorithm=algo, phase="meta_train", inner_steps=k, meta_batch=25)
             print(f"[bench] export {algo} meta_train B=25 k={k} ...", file=sys.stderr, flush=True)
             cold, warm, model = bench_export(spec, args.repeat)
             rows.append(bench_model(f"sinusoid {algo} meta_train B=25 k={k}", model, hw, args.repeat, cold, warm))
@@ -111,7 +111,7 @@ def main() -> int:
     rows.append(bench_model("Conv4-64 inference 1×1×28×28 (torch.onnx export)", CONV4, hw, args.repeat))
 
     # The heaviest training graph users ask about, on an NPU and on both fabrics.
-    spec = PhaseSpec("maml", "meta_train", backbone="conv4_64_28x28x1", way=5, shot=1, query=15,
+    spec = PhaseSpec(algorithm="maml", phase="meta_train", backbone="conv4_64_28x28x1", way=5, shot=1, query=15,
                      inner_steps=5, meta_batch=4)
     print("[bench] export MAML Conv4 5-way 1-shot k=5 B=4 ...", file=sys.stderr, flush=True)
     cold, warm, conv_model = bench_export(spec, args.repeat)

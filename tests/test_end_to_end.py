@@ -101,7 +101,7 @@ def exported(tmp_path_factory):
     from algorithms.export import PhaseSpec, export_phase
 
     cache = tmp_path_factory.mktemp("exports")
-    return {(a, p): export_phase(PhaseSpec(a, p, inner_steps=2, meta_batch=2 if p == "meta_train" else 1),
+    return {(a, p): export_phase(PhaseSpec(algorithm=a, phase=p, inner_steps=2, meta_batch=2 if p == "meta_train" else 1),
                                  cache_dir=cache)
             for a in ("maml", "fomaml") for p in ("infer", "adapt", "meta_train")}
 

@@ -244,7 +244,7 @@ SMALL = dict(inner_steps=2, meta_batch=2, shot=5, query=5)
 
 @pytest.fixture(scope="module")
 def exported():
-    models = {f"{a}-{p}": export_phase(PhaseSpec(a, p, **SMALL), cache_dir=default_cache_dir())
+    models = {f"{a}-{p}": export_phase(PhaseSpec(algorithm=a, phase=p, **SMALL), cache_dir=default_cache_dir())
               for a in ("maml", "fomaml") for p in ("infer", "adapt", "meta_train")}
     for name in ("conv4_infer_torch", "conv4_train", "sine_maml", "sine_fomaml"):
         models[name] = DATA / f"{name}.onnx"
