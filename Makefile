@@ -21,8 +21,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The export configuration matrix (tests/algorithms/test_export_matrix.py): hours on two shared
+# cores, resumable (passed cases are recorded under .hwsim-cache/export-matrix/); not part of
+# `make test`.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	nice $(PY) -m pytest -q -m slow --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
