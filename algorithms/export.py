@@ -13,6 +13,7 @@ optimizer and which graph inputs are meta-parameters and optimizer state.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -45,6 +46,7 @@ def export_phase(spec: PhaseSpec, *, cache_dir: str | os.PathLike | None = None,
         if cached is not None:
             return cached
     master = trace_phase(spec)
+    gc.collect()  # the traced FX graphs and fake tensors, before verification's large arrays
     summary = None
     if verify:
         report = verify_master(master, spec)

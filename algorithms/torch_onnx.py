@@ -75,7 +75,7 @@ def aten_to_onnx(fn: Callable[..., tuple[Tensor, ...]], args: Sequence[Tensor], 
         raise ValueError(f"{ROUTE_ENV} must be one of {', '.join(ROUTES)}; got {route!r}")
     if route == "private":
         try:
-            table = _private_table()
+            table = dict(_private_table())
         except (ImportError, AttributeError, TypeError) as e:
             log.warning("torch's private ONNX exporter API is not usable (%s: %s); using the "
                         "public exporter", type(e).__name__, e)
@@ -171,6 +171,7 @@ def _registry():  # noqa: ANN202 - a private torch type
         return _registration.ONNXRegistry.from_torchlib()
 
 
+@functools.lru_cache(maxsize=1)
 def _private_table() -> dict:
     """The exporter's table for ops it cannot translate (e.g. mul.Scalar) under the core ATen
     decompositions (without which the NLL normaliser is exported as 1, so cross-entropy

@@ -223,10 +223,12 @@ def _compare(where: str, part: str, name: str, run: str, precision_: str, got: T
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:
     """onnxruntime on the graph as written: its graph optimizations would run a rewritten
-    graph (and take seconds on large ones), and a single thread per session keeps the
-    machine's cores for the eager runs beside it."""
+    graph (and take seconds on large ones). Without its memory arena, the gigabyte a Conv4
+    84×84 task needs is returned after each run instead of staying reserved while the float64
+    evaluation of the next input set runs (that kept peak RSS near 4 GB)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.enable_cpu_mem_arena = False
     options.intra_op_num_threads = torch.get_num_threads()
     options.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
