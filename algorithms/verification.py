@@ -120,7 +120,7 @@ def verify_export(model: onnx.ModelProto, spec: PhaseSpec) -> VerificationReport
 def verify_master(master: onnx.ModelProto, spec: PhaseSpec) -> VerificationReport:
     """Verify the float64 master graph of `spec` (see the module docstring)."""
     phase = phases.phase_function(spec)
-    _check_interface(master, phase, spec)
+    _check_interface(master, phase, spec, _input_shapes(spec, phase))
     if spec.phase != "meta_train":
         checks = _check_part("whole", master, phase, lambda s: phases.example_inputs(spec, s), spec)
         return VerificationReport(spec.algorithm, spec.phase, tuple(checks), 0, len(SEED_OFFSETS))
@@ -234,13 +234,32 @@ def _session(model: onnx.ModelProto) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _check_interface(master: onnx.ModelProto, phase: phases.PhaseFunction, spec: PhaseSpec) -> None:
+def _input_shapes(spec: PhaseSpec, phase: phases.PhaseFunction) -> dict[str, tuple[int, ...]]:
+    """The shape each graph input must declare (meta_train: a task's batch shapes with the
+    meta-batch axis in front; its parts are checked with one task)."""
+    if spec.phase != "meta_train":
+        return {n: tuple(a.shape) for n, a in zip(phase.input_names, phases.example_inputs(spec, spec.seed))}
+    task, outer = phases.task_phase(spec), phases.outer_phase(spec)
+    shapes = {n: tuple(a.shape) for n, a in zip(outer.input_names, phases.outer_example_inputs(spec, spec.seed))}
+    for n, a in zip(task.input_names, phases.task_example_inputs(spec, spec.seed)):
+        shapes[n] = (spec.meta_batch, *a.shape) if n in phases.BATCH_NAMES else tuple(a.shape)
+    return shapes
+
+
+def _check_interface(master: onnx.ModelProto, phase: phases.PhaseFunction, spec: PhaseSpec,
+                     shapes: dict[str, tuple[int, ...]]) -> None:
     inputs = [i.name for i in master.graph.input]
     outputs = [o.name for o in master.graph.output]
     if inputs != list(phase.input_names) or outputs != list(phase.output_names):
         raise ExportMismatchError(f"{spec.algorithm}/{spec.phase}: graph inputs {inputs} and outputs "
                                   f"{outputs}; the phase has {list(phase.input_names)} and "
                                   f"{list(phase.output_names)}")
+    for value in master.graph.input:
+        dims = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param
+                     for d in value.type.tensor_type.shape.dim)
+        if dims != shapes[value.name]:
+            raise ExportMismatchError(f"{spec.algorithm}/{spec.phase}: graph input {value.name!r} "
+                                      f"declares shape {dims}, the phase takes {shapes[value.name]}")
 
 
 def _same_graph(model: onnx.ModelProto, expected: onnx.ModelProto) -> None:

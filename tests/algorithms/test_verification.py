@@ -203,3 +203,12 @@ def test_a_graph_float32_cannot_run_is_caught_by_the_onnxruntime_run(masters):
     with pytest.raises(ExportMismatchError, match="onnxruntime float32 run where eager torch is finite"):
         verify_master(broken, spec)
     assert narrow(broken).graph.initializer  # the float32 graph it ran holds the overflowed constant
+
+
+def test_a_wrongly_declared_meta_batch_is_caught(masters):
+    """The parts are checked with one task; the declared batch shape is checked on its own."""
+    broken, spec = _broken(masters, "sine train")
+    support = next(i for i in broken.graph.input if i.name == "support_x")
+    support.type.tensor_type.shape.dim[0].dim_value = 2
+    with pytest.raises(ExportMismatchError, match="'support_x' declares shape \\(2, 3, 1\\)"):
+        verify_master(broken, spec)
