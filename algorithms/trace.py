@@ -5,7 +5,9 @@ The route (REFERENCE §6; `torch.autograd.grad` cannot be exported directly):
    (`torch_onnx.aten_to_onnx`, the one place that touches torch's private exporter API), with
    three decompositions of our own: convolution and max-pool backward as forward ops (ONNX has
    no translation for them) and batch norm as explicit batch statistics;
-2. fold constants (`simplify`: not the exporter's optimizer, see why);
+2. give a float64 graph the exact Python scalars of the code (`exact_scalars`: the
+   translations would round them to float32) and fold constants (`simplify`: not the
+   exporter's optimizer, see why);
 3. copy each `scope(...)` annotation onto the ONNX node it became (`hwsim.scope`), found through
    the exporter's `pkg.torch.onnx.fx_node` metadata; nodes without one inherit the scope of a
    consumer, else of a producer; drop the exporter's bulky per-node metadata;
