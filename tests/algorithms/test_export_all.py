@@ -176,3 +176,16 @@ def test_trap_convolution_backward_exports_as_forward_convolutions():
     assert {"Conv", "ConvTranspose", "ScatterElements"} <= ops
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_a_meta_batch_of_25_verifies_as_25_proven_copies_of_one_task():
+    """The default meta-batch of the CLI: verification checks task 0 and the outer part and
+    proves the other 24 tasks identical copies (its cost does not grow with B)."""
+    from algorithms.export import trace_phase
+    from algorithms.verification import verify_master
+    spec = PhaseSpec(algorithm="maml", phase="meta_train", meta_batch=25, shot=10, query=10)
+    master = trace_phase(spec)
+    report = verify_master(master, spec)
+    assert report.task_copies == 25
+    per_task = collections.Counter(Scope.parse(n.metadata_props[0].value).task for n in master.graph.node)
+    assert len({per_task[j] for j in range(25)}) == 1 and per_task[None] > 0
