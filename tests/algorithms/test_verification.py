@@ -212,3 +212,21 @@ def test_a_wrongly_declared_meta_batch_is_caught(masters):
     support.type.tensor_type.shape.dim[0].dim_value = 2
     with pytest.raises(ExportMismatchError, match="'support_x' declares shape \\(2, 3, 1\\)"):
         verify_master(broken, spec)
+
+
+def test_a_defect_the_old_float32_check_could_not_see_is_caught(masters):
+    """ε = 1e-7 instead of 1e-8 moves the parameters by less than the old check's tolerance
+    (1e-4 of max(1, |value|)), so comparing float32 runs could never have caught it; the float64
+    structure check does."""
+    spec, master = masters["sine train"]
+    broken = _copy(master)
+    _set(_initializer(broken, 1e-8), 1e-7)
+    phase = phases.phase_function(spec)
+    args = float64(phases.example_inputs(spec, 1))
+    right = evaluate(master, dict(zip(phase.input_names, args)))
+    wrong = evaluate(broken, dict(zip(phase.input_names, args)))
+    moved = max(float((right[n] - wrong[n]).abs().max()) / max(1.0, float(right[n].abs().max()))
+                for n in phase.output_names)
+    assert 0 < moved < 1e-4
+    with pytest.raises(ExportMismatchError, match="float64 structure"):
+        verify_master(broken, spec)
