@@ -45,8 +45,11 @@ test: $(STAMP) $(TF_STAMP) browser
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
+# The export configuration matrix (tests/algorithms/test_export_matrix.py): hours on two shared
+# cores, resumable (passed cases are recorded under .hwsim-cache/export-matrix/); not part of
+# `make test`.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	nice $(PY) -m pytest -q -m slow --durations=15
 
 test-all: $(STAMP) $(TF_STAMP) browser
 	$(PY) -m pytest -q

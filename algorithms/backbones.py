@@ -13,8 +13,6 @@ trace them as pure functions.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 import re
 from dataclasses import dataclass
@@ -25,7 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import sinusoid
-from .base import Forward, Loss, Params
+from hwsim.registry import Registry
+
+from .base import Loss, Params
 
 Embed = Callable[[Params, Tensor], Tensor]
 Head = Callable[[Params, Tensor], Tensor]
@@ -133,26 +133,9 @@ def conv4_embed(params: Params, x: Tensor) -> Tensor:
     return h.flatten(1)
 
 
-# The 2×2 max-pool of Conv4, replaceable for eager runs only (`overriding_max_pool`): export
-# verification records its inputs and re-runs a phase with onnxruntime's choice of maxima where
-# float32 cannot resolve them (`export.verify_export`). Traced graphs contain the plain max-pool.
-_MAX_POOL_OVERRIDE: contextvars.ContextVar[Callable[[Tensor], Tensor] | None] = \
-    contextvars.ContextVar("max_pool_override", default=None)
-
-
 def max_pool2(h: Tensor) -> Tensor:
-    override = _MAX_POOL_OVERRIDE.get()
-    return F.max_pool2d(h, 2) if override is None else override(h)
-
-
-@contextlib.contextmanager
-def overriding_max_pool(pool: Callable[[Tensor], Tensor]):
-    """Within the block, Conv4's max-pools call `pool(h)` instead of `F.max_pool2d(h, 2)`."""
-    token = _MAX_POOL_OVERRIDE.set(pool)
-    try:
-        yield
-    finally:
-        _MAX_POOL_OVERRIDE.reset(token)
+    """The 2×2 max-pool of a Conv4 block (floor mode, as torch.nn.MaxPool2d(2))."""
+    return F.max_pool2d(h, 2)
 
 
 def linear_head(params: Params, h: Tensor) -> Tensor:
@@ -186,20 +169,17 @@ def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator, dtype: 
     return ((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(dtype)
 
 
-BACKBONES: dict[str, Backbone] = {
-    "sine_mlp": Backbone("sine_mlp", sine_mlp_init, sine_mlp_embed, sine_mlp_head,
-                         ("fc3.weight", "fc3.bias"), sinusoid.loss,
-                         task_family="sinusoid", max_way=1, input_shape=(1,)),
-}
-BACKBONES.update({n: _conv4(n) for n in (f"conv4_{f}_{s}" for f in (64, 32)
-                                          for s in ("28x28x1", "84x84x3"))})
+# The backbones by name.
+BACKBONES: Registry[Backbone] = Registry("backbone", error=ValueError)
+BACKBONES.add("sine_mlp", Backbone("sine_mlp", sine_mlp_init, sine_mlp_embed, sine_mlp_head,
+                                   ("fc3.weight", "fc3.bias"), sinusoid.loss,
+                                   task_family="sinusoid", max_way=1, input_shape=(1,)))
+for _name in (f"conv4_{f}_{s}" for f in (64, 32) for s in ("28x28x1", "84x84x3")):
+    BACKBONES.add(_name, _conv4(_name))
 
 
 def get_backbone(name: str) -> Backbone:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(sorted(BACKBONES))}") from None
+    return BACKBONES.lookup(name)
 
 
 def parameter_count(params: Params) -> int:

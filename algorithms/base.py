@@ -30,6 +30,8 @@ import torch
 import torch.fx.traceback as fx_traceback
 from torch import Tensor
 
+from hwsim.registry import Registry
+
 Params = dict[str, Tensor]
 
 # Key under which the scope string travels in an FX node's meta["custom"].
@@ -264,20 +266,19 @@ def _select_task(batch: TaskBatch, j: int) -> TaskBatch:
     return TaskBatch(xs, ys, xq, yq)
 
 
-ALGORITHMS: dict[str, type[Algorithm]] = {}
+# The algorithms by name; the modules listed register theirs when first read.
+ALGORITHMS: Registry[type[Algorithm]] = Registry(
+    "algorithm", error=ValueError,
+    modules=("algorithms.maml", "algorithms.metalstm", "algorithms.protonet", "algorithms.reptile"))
 
 
 def register(cls: type[Algorithm]) -> type[Algorithm]:
-    if not cls.name or cls.name in ALGORITHMS:
-        raise ValueError(f"algorithm class {cls.__name__} needs a unique name, got {cls.name!r}")
-    ALGORITHMS[cls.name] = cls
-    return cls
+    """Class decorator: add an Algorithm subclass to ALGORITHMS under its `name`."""
+    if not cls.name:
+        raise ValueError(f"algorithm class {cls.__name__} needs a name")
+    return ALGORITHMS.add(cls.name, cls)
 
 
 def make_algorithm(name: str, forward: Forward, loss: Loss,
                    init_params: Callable[[int], Params], **hyper: object) -> Algorithm:
-    try:
-        cls = ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(sorted(ALGORITHMS))}") from None
-    return cls(forward, loss, init_params, **hyper)  # type: ignore[arg-type]
+    return ALGORITHMS.lookup(name)(forward, loss, init_params, **hyper)  # type: ignore[arg-type]

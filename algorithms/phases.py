@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -24,12 +24,9 @@ from torch import Tensor
 from . import sinusoid, synthetic
 from .backbones import Backbone, get_backbone
 from .base import Algorithm, Params, TaskBatch, make_algorithm, meta_reduce, scope
+from .spec import PhaseSpec
 
-if TYPE_CHECKING:
-    from .export import PhaseSpec
-
-PHASES = ("infer", "adapt", "meta_train")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BATCH_NAMES = ("support_x", "support_y", "query_x", "query_y")
 
 # Seeds of the batch that turns a zero outer state into a realistic one (see `example_inputs`)
@@ -57,12 +54,12 @@ def build_algorithm(name: str, backbone: str | Backbone, *, way: int | None = No
                           embed=bb.embed, head=bb.head, head_names=bb.head_names, way=way, **hyper)
 
 
-def algorithm_for(spec: "PhaseSpec") -> Algorithm:
+def algorithm_for(spec: PhaseSpec) -> Algorithm:
     return build_algorithm(spec.algorithm, spec.backbone, way=spec.way,
                            inner_steps=spec.inner_steps, inner_lr=spec.inner_lr)
 
 
-def phase_function(spec: "PhaseSpec") -> PhaseFunction:
+def phase_function(spec: PhaseSpec) -> PhaseFunction:
     algo = algorithm_for(spec)
     params = algo.init_params(spec.seed)
     pnames = tuple(params)
@@ -99,7 +96,7 @@ def phase_function(spec: "PhaseSpec") -> PhaseFunction:
         ("loss",) + tuple(f"new.{n}" for n in pnames + out_snames), pnames, snames)
 
 
-def task_phase(spec: "PhaseSpec") -> PhaseFunction:
+def task_phase(spec: PhaseSpec) -> PhaseFunction:
     """One task of meta_train: params, support_x, support_y, query_x, query_y (one task's, no
     meta-batch axis) -> loss, grad.<param> ... . Scopes carry no task prefix."""
     algo = algorithm_for(spec)
@@ -114,7 +111,7 @@ def task_phase(spec: "PhaseSpec") -> PhaseFunction:
                          pnames, ())
 
 
-def outer_phase(spec: "PhaseSpec") -> PhaseFunction:
+def outer_phase(spec: PhaseSpec) -> PhaseFunction:
     """The rest of meta_train: params, outer state, losses[B], grads.<param>[B, ...] (the tasks'
     results stacked) -> the outputs of meta_train."""
     algo = algorithm_for(spec)
@@ -136,8 +133,9 @@ def outer_phase(spec: "PhaseSpec") -> PhaseFunction:
                          ("loss",) + tuple(f"new.{n}" for n in pnames + out_snames), pnames, snames)
 
 
-def sample_tasks(spec: "PhaseSpec", meta_batch: int, seed: int) -> TaskBatch:
-    dtype = DTYPES[spec.dtype]
+def sample_tasks(spec: PhaseSpec, meta_batch: int, seed: int,
+                 dtype: torch.dtype | None = None) -> TaskBatch:
+    dtype = dtype or TORCH_DTYPES[spec.dtype]
     bb = get_backbone(spec.backbone)
     if bb.task_family == "sinusoid":
         return sinusoid.sample_batch(meta_batch, spec.way * spec.shot, spec.way * spec.query,
@@ -146,12 +144,14 @@ def sample_tasks(spec: "PhaseSpec", meta_batch: int, seed: int) -> TaskBatch:
                                   seed=seed, dtype=dtype)
 
 
-def example_inputs(spec: "PhaseSpec", seed: int) -> list[Tensor]:
-    """One input set of the phase, fully determined by `seed`: parameters from the backbone's
-    initialiser, tasks from the task family's sampler, for infer the result of adapting to one
-    task and, for meta_train, the outer state after one eager meta-step on another batch (so
-    Adam's moments and step are not zero) with the schedule set mid-training."""
-    dtype = DTYPES[spec.dtype]
+def example_inputs(spec: PhaseSpec, seed: int) -> list[Tensor]:
+    """One input set of the phase, fully determined by `seed`, in the spec's dtype: parameters
+    from the backbone's initialiser, tasks from the task family's sampler, for infer the result
+    of adapting to one task and, for meta_train, the outer state after one eager meta-step on
+    another batch (so Adam's moments and step are not zero) with the schedule set mid-training.
+    (meta_train costs a whole eager meta-step here: verification checks its two parts with
+    `task_example_inputs` and `outer_example_inputs` instead.)"""
+    dtype = TORCH_DTYPES[spec.dtype]
     algo = algorithm_for(spec)
     params = _cast(algo.init_params(seed), dtype)
     if spec.phase == "infer":
@@ -167,6 +167,53 @@ def example_inputs(spec: "PhaseSpec", seed: int) -> list[Tensor]:
     _, _, state = algo.meta_step(params, state, warmup)
     state = algo.set_schedule(state, _EXAMPLE_ITERATION, _EXAMPLE_TOTAL)
     return [*params.values(), *state.values(), *batch]
+
+
+def task_example_inputs(spec: PhaseSpec, seed: int) -> list[Tensor]:
+    """Inputs of `task_phase`: the parameters and one task (no meta-batch axis)."""
+    algo = algorithm_for(spec)
+    params = _cast(algo.init_params(seed), TORCH_DTYPES[spec.dtype])
+    batch = sample_tasks(spec, 1, seed)
+    return [*params.values(), *(t[0] for t in batch)]
+
+
+# Synthetic task meta-gradients for `outer_example_inputs`: their scale, and the size of the
+# "nearly dead" element, small enough that Adam's ε (1e-8) and not √v sets its step, large
+# enough that v = g² stays a normal float32 (> 1.2e-38).
+_SYNTHETIC_GRAD_SCALE = 1e-2
+_NEARLY_DEAD_GRAD = 1e-12
+_OUTER_WARMUP_STEPS = 2
+
+
+def outer_example_inputs(spec: PhaseSpec, seed: int) -> list[Tensor]:
+    """Inputs of `outer_phase`, synthetic and cheap (no task is run): the parameters; stacked
+    task losses [B] and task meta-gradients [B, ...] drawn at random, except that the first
+    element of every parameter is a dead unit (gradient exactly 0 in every task, as for a ReLU
+    that never fires: Adam then divides 0 by ε alone) and the second a nearly dead one; the
+    outer state after two outer updates with such gradients, schedule set mid-training."""
+    dtype = TORCH_DTYPES[spec.dtype]
+    algo = algorithm_for(spec)
+    params = _cast(algo.init_params(seed), dtype)
+    gen = torch.Generator().manual_seed(seed)
+
+    def task_grads() -> dict[str, Tensor]:
+        grads = {}
+        for name, p in params.items():
+            g = torch.randn((spec.meta_batch, *p.shape), generator=gen, dtype=torch.float64)
+            g = (g * _SYNTHETIC_GRAD_SCALE).reshape(spec.meta_batch, -1)
+            g[:, 0] = 0.0
+            if g.shape[1] > 1:
+                g[:, 1] = _NEARLY_DEAD_GRAD * torch.sign(g[:, 1])
+            grads[name] = g.reshape(spec.meta_batch, *p.shape).to(dtype)
+        return grads
+
+    state = algo.init_outer_state(params)
+    for _ in range(_OUTER_WARMUP_STEPS):
+        state = algo.set_schedule(state, _EXAMPLE_ITERATION, _EXAMPLE_TOTAL)
+        _, state = algo.outer_update(params, {n: g.mean(0) for n, g in task_grads().items()}, state)
+    state = algo.set_schedule(state, _EXAMPLE_ITERATION, _EXAMPLE_TOTAL)
+    losses = (torch.rand(spec.meta_batch, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    return [*params.values(), *state.values(), losses, *task_grads().values()]
 
 
 def run_eager(fn: Callable[..., tuple[Tensor, ...]], args: Sequence[Tensor]) -> list[Tensor]:

@@ -1,81 +1,61 @@
 """From a pure phase function to an ONNX graph whose every node carries its scope.
 
 The route (REFERENCE §6; `torch.autograd.grad` cannot be exported directly):
-1. trace the function to an ATen graph with `make_fx` and the core ATen decompositions, while
-   `preserve_node_meta` records each node's `scope(...)` annotation in `node.meta["custom"]`;
-2. translate that graph node by node with the dynamo ONNX exporter's ATen → ONNX functions
-   (`translate`: not through `torch.export`, see why) and fold constants (`simplify`: not the
+1. trace the function to a functional core-ATen graph with fake tensors and translate it to ONNX
+   (`torch_onnx.aten_to_onnx`, the one place that touches torch's private exporter API), with
+   three decompositions of our own: convolution and max-pool backward as forward ops (ONNX has
+   no translation for them) and batch norm as explicit batch statistics;
+2. give a float64 graph the exact Python scalars of the code (`exact_scalars`: the
+   translations would round them to float32) and fold constants (`simplify`: not the
    exporter's optimizer, see why);
-3. copy each annotation onto the ONNX node it became (`hwsim.scope`), found through the
-   exporter's `pkg.torch.onnx.fx_node` metadata; nodes without one inherit the scope of a
+3. copy each `scope(...)` annotation onto the ONNX node it became (`hwsim.scope`), found through
+   the exporter's `pkg.torch.onnx.fx_node` metadata; nodes without one inherit the scope of a
    consumer, else of a producer; drop the exporter's bulky per-node metadata;
-4. fuse the transpose pairs the decompositions leave behind, re-emit constant-filled
-   initializers as ConstantOfShape so that all-zero tensors do not bloat the file, and give
-   each task its own copy of any node several tasks would share, so that every node belongs
-   to exactly one task, as in the traced program.
+4. fuse the transpose pairs the decompositions leave behind and re-emit constant-filled
+   initializers as ConstantOfShape, so that all-zero tensors do not bloat the file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import logging
-import re
-import warnings
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import onnx
 import onnxscript.optimizer
 import torch
-import torch._decomp
-import torch.fx.traceback as fx_traceback
 from onnx import helper, numpy_helper
 from onnxscript import ir
 from torch import Tensor
-from torch.fx.experimental.proxy_tensor import make_fx
-from torch.onnx._internal.exporter import (_constants, _core, _decomp, _fx_passes, _ir_passes,
-                                           _registration)
 
-from hwsim.scope import SCOPE_PROP, Scope
+from hwsim.scope import SCOPE_PROP
 
+from . import torch_onnx
 from .base import SCOPE_KEY
 from .phases import PhaseFunction
 
 common_passes = ir.passes.common
 
 FALLBACK_SCOPE = "other"
-_FX_NODE_PROP = "pkg.torch.onnx.fx_node"
-_TORCH_PROPS = ("namespace", "class_hierarchy", "stack_trace", "fx_node", "name_scopes")
-_FX_NAME_RE = re.compile(r"^%(\S+) :")
 
 
-def to_onnx(phase: PhaseFunction, args: Sequence[Tensor]) -> onnx.ModelProto:
-    gm = trace_aten(phase, args)
-    model = translate(gm, phase)
-    model_proto = simplify(model)
-    attach_scopes(model_proto.graph, _scopes_by_fx_name(gm))
+def to_onnx(phase: PhaseFunction, args: Sequence[Tensor], *, route: str | None = None
+            ) -> onnx.ModelProto:
+    """The phase traced on `args` (their shapes and dtypes, not their values) as an ONNX model
+    whose inputs and outputs carry the phase's names and whose nodes carry their scopes."""
+    lowered = torch_onnx.aten_to_onnx(phase.fn, args, decompositions=decompositions(),
+                                      prepare=make_translatable, route=route)
+    _name_values(lowered.model, phase)
+    exact_scalars(lowered.model, lowered.graph)
+    model_proto = simplify(lowered.model)
+    torch_onnx.check_fx_names(model_proto.graph, lowered.graph)
+    attach_scopes(model_proto.graph, _scopes_by_fx_name(lowered.graph))
     collapse_transposes(model_proto.graph)
     fold_constant_fills(model_proto.graph)
-    split_shared_across_tasks(model_proto.graph)
     return model_proto
 
 
-def translate(gm: torch.fx.GraphModule, phase: PhaseFunction) -> ir.Model:
-    """The ATen graph as ONNX, node by node with the exporter's own ATen → ONNX translations.
-
-    `torch.onnx.export` would first `torch.export` the GraphModule and run its decompositions
-    again: both re-trace the whole graph, and they took ~85 % of the export time (cProfile,
-    MAML Conv4 k=5: make_fx 5.5 s, torch.export 11 s, decompositions 25 s, translation 4 s).
-    The graph is already core ATen and functional here, so the translation alone suffices."""
-    _fx_passes.insert_type_promotion_nodes(gm)
-    model = ir.Model(ir.Graph([], [], nodes=[], name="main_graph"),
-                     ir_version=_constants.ONNX_IR_VERSION, producer_name="hwsim",
-                     producer_version=torch.__version__)
-    with _quiet_exporter():
-        _core._translate_fx_graph(gm.graph, model, graph_like=model.graph, owned_graphs={},
-                                  lower="at_conversion", registry=_registry())
-    _ir_passes.add_opset_imports(model)
+def _name_values(model: ir.Model, phase: PhaseFunction) -> None:
     if len(model.graph.inputs) != len(phase.input_names) or len(model.graph.outputs) != len(phase.output_names):
         raise AssertionError(f"translated graph has {len(model.graph.inputs)} inputs and "
                              f"{len(model.graph.outputs)} outputs; the phase names "
@@ -90,13 +70,50 @@ def translate(gm: torch.fx.GraphModule, phase: PhaseFunction) -> ir.Model:
             model.graph.outputs[k] = alias.outputs[0]
             value = alias.outputs[0]
         value.name = name
-    return model
 
 
-@functools.lru_cache(maxsize=1)
-def _registry() -> _registration.ONNXRegistry:
-    with _quiet_exporter():
-        return _registration.ONNXRegistry.from_torchlib()
+def exact_scalars(model: ir.Model, fx_graph: torch.fx.Graph) -> None:
+    """Give float64 graphs the exact Python scalars the traced code used.
+
+    The ATen → ONNX translations write a Python float argument (Adam's β₂ = 0.999, ε = 1e-8,
+    a learning rate) as a float32 Constant followed by a Cast to the tensor's type, so a
+    float64 graph would compute with float32's rounding of them. Each such Constant whose
+    every reader casts it to float64 gets back the float argument of its FX node that it is
+    the float32 rounding of."""
+    fx_nodes = {n.name: n for n in fx_graph.nodes}
+    for node in model.graph:
+        value = node.attributes.get("value") if node.op_type == "Constant" else None
+        if value is None or value.value.dtype != ir.DataType.FLOAT:
+            continue
+        array = value.value.numpy()
+        if array.size != 1:
+            continue
+        readers = [use.node for use in node.outputs[0].uses()]
+        if not readers or not all(_casts_to_float64(r) for r in readers):
+            continue
+        fx_name = torch_onnx.fx_name_of(node.metadata_props)
+        fx_node = fx_nodes.get(fx_name) if fx_name is not None else None
+        if fx_node is None:
+            continue
+        rounded = float(array.reshape(()))
+        exact = {a for a in (*fx_node.args, *fx_node.kwargs.values())
+                 if isinstance(a, float) and float(np.float32(a)) == rounded}
+        if len(exact) > 1:
+            raise AssertionError(f"{fx_node.format_node()}: several float arguments round to "
+                                 f"the constant {rounded!r}; cannot tell which it is")
+        if exact:
+            node.attributes["value"] = ir.AttrTensor(
+                "value", ir.tensor(np.array(exact.pop(), dtype=np.float64)))
+            if node.outputs[0].dtype is not None:
+                node.outputs[0].dtype = ir.DataType.DOUBLE
+
+
+def _casts_to_float64(node: ir.Node) -> bool:
+    if node.op_type == "Cast":
+        return node.attributes["to"].value == ir.DataType.DOUBLE
+    if node.op_type == "CastLike":
+        return node.inputs[1] is not None and node.inputs[1].dtype == ir.DataType.DOUBLE
+    return False
 
 
 def simplify(model: ir.Model) -> onnx.ModelProto:
@@ -118,42 +135,23 @@ def simplify(model: ir.Model) -> onnx.ModelProto:
     return ir.serde.serialize_model(model)
 
 
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """The exporter logs that torchvision's ops are not registered and that our nodes have no
-    nn.Module stack (they come from functions, not modules): neither concerns these graphs, and
-    a CLI user should not see them."""
-    logs = [logging.getLogger(f"torch.onnx._internal.exporter.{m}") for m in ("_registration", "_core")]
-    levels = [log.level for log in logs]
-    for log in logs:
-        log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            yield
-    finally:
-        for log, level in zip(logs, levels):
-            log.setLevel(level)
-
-
-def trace_aten(phase: PhaseFunction, args: Sequence[Tensor]) -> torch.fx.GraphModule:
-    """The phase as a functional core-ATen graph. Traced with fake tensors: with real ones
-    make_fx computes every op and creates a fake-tensor mode per value to describe it, which
-    made tracing 6× slower."""
-    with fx_traceback.preserve_node_meta():
-        gm = make_fx(phase.fn, decomposition_table=decompositions(), tracing_mode="fake")(*args)
+def make_translatable(gm: torch.fx.GraphModule) -> None:
+    """Edits the traced graph needs before its ONNX translation."""
     for node in gm.graph.nodes:
         # The ONNX translation of aten.full_like rejects the memory_format keyword (TypeError).
         if node.op == "call_function" and node.target is torch.ops.aten.full_like.default:
             node.kwargs = {k: v for k, v in node.kwargs.items() if k != "memory_format"}
         # Factory ops without a dtype are translated as float; make the traced dtype explicit.
-        if (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
-                and node.target.overloadpacket.__name__ in ("arange", "full", "empty", "zeros", "ones")
+        if (node.op == "call_function" and _packet(node) in ("arange", "full", "empty", "zeros", "ones")
                 and node.kwargs.get("dtype") is None and "val" in node.meta):
             node.kwargs = {**node.kwargs, "dtype": node.meta["val"].dtype}
     remove_inplace_ops(gm)
-    gm.recompile()
-    return gm
+
+
+def _packet(node: torch.fx.Node) -> str | None:
+    """The ATen op name of a call ("add_" for aten.add_.Tensor), None for anything else."""
+    packet = getattr(node.target, "overloadpacket", None)
+    return packet.__name__ if packet is not None else None
 
 
 # Ops whose result aliases their first argument: mutating their output would mutate the base.
@@ -171,14 +169,11 @@ def remove_inplace_ops(gm: torch.fx.GraphModule) -> None:
     checked, and later readers of the mutated tensor are pointed at the new value."""
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
     for node in list(gm.graph.nodes):
-        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
-            continue
-        packet = node.target.overloadpacket.__name__
-        if not packet.endswith("_") or packet.endswith("__"):
+        packet = _packet(node) if node.op == "call_function" else None
+        if packet is None or not packet.endswith("_") or packet.endswith("__"):
             continue
         target = node.args[0]
-        producer = target.target.overloadpacket.__name__ if (
-            target.op == "call_function" and isinstance(target.target, torch._ops.OpOverload)) else None
+        producer = _packet(target) if target.op == "call_function" else None
         if target.op == "placeholder" or producer in _VIEW_OPS or producer is None:
             raise NotImplementedError(f"in-place {node.target} on {target.format_node()}: only fresh, "
                                       "non-view temporaries can be made functional")
@@ -191,22 +186,37 @@ def remove_inplace_ops(gm: torch.fx.GraphModule) -> None:
 
 @functools.lru_cache(maxsize=1)
 def decompositions() -> dict:
-    """The core ATen decompositions (without them the NLL normaliser is exported as 1, so
-    cross-entropy gradients come out N× too large; REFERENCE §6) over the exporter's own table
-    for ops it cannot translate (e.g. mul.Scalar), plus the two backward ops the ONNX translation
-    lacks: convolution_backward and max_pool2d_with_indices_backward."""
-    translatable = set(_decomp.get_onnx_implemented_overloads(_registry()))
-    table = dict(_decomp.create_onnx_friendly_decomposition_table(translatable))
-    table.update(torch._decomp.core_aten_decompositions())
-    # Batch norm as explicit batch statistics (ReduceMean, Sub, Mul, ...): the exporter's
-    # translation is an inference-mode BatchNormalization fed with batch statistics plus a
-    # second, float32-only computation of them (wrong types in float64 graphs).
-    for op in (torch.ops.aten.native_batch_norm.default,
-               torch.ops.aten._native_batch_norm_legit_functional.default):
-        table[op] = torch._decomp.decomposition_table[op]
-    table[torch.ops.aten.convolution_backward.default] = _convolution_backward
-    table[torch.ops.aten.max_pool2d_with_indices_backward.default] = _max_pool2d_backward
-    return table
+    """Our decompositions, laid over the exporter's (see `torch_onnx`): batch norm with batch
+    statistics as explicit ReduceMean, Sub, Mul, ... (the exporter's translation is an
+    inference-mode BatchNormalization plus a second, float32-only computation of the statistics:
+    wrong types in float64 graphs), and the two backward ops the ONNX translation lacks,
+    convolution_backward and max_pool2d_with_indices_backward."""
+    return {
+        torch.ops.aten.native_batch_norm.default: _batch_norm,
+        torch.ops.aten.convolution_backward.default: _convolution_backward,
+        torch.ops.aten.max_pool2d_with_indices_backward.default: _max_pool2d_backward,
+    }
+
+
+def _batch_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+                running_var: Tensor | None, training: bool, momentum: float, eps: float
+                ) -> tuple[Tensor, Tensor, Tensor] | object:
+    """Training-mode batch norm without running statistics (what MAML's Conv4 uses): normalise
+    each channel by the mean and biased variance over batch and space. Returns (y, mean, 1/std)
+    per channel, as aten.native_batch_norm does, for its backward."""
+    if not training or running_mean is not None or running_var is not None:
+        return NotImplemented
+    dims = [0, *range(2, x.dim())]
+    mean = x.mean(dims, keepdim=True)
+    centred = x - mean
+    rstd = torch.rsqrt((centred * centred).mean(dims, keepdim=True) + eps)
+    y = centred * rstd
+    channel = [1, -1] + [1] * (x.dim() - 2)
+    if weight is not None:
+        y = y * weight.reshape(channel)
+    if bias is not None:
+        y = y + bias.reshape(channel)
+    return y, mean.reshape(-1), rstd.reshape(-1)
 
 
 def _convolution_backward(grad_out: Tensor, x: Tensor, weight: Tensor, bias_sizes: object,
@@ -250,8 +260,8 @@ def _max_pool2d_backward(grad_out: Tensor, x: Tensor, kernel_size: list[int], st
     return flat.reshape(x.shape)
 
 
-def _scopes_by_fx_name(gm: torch.fx.GraphModule) -> dict[str, str]:
-    return {n.name: n.meta["custom"][SCOPE_KEY] for n in gm.graph.nodes
+def _scopes_by_fx_name(graph: torch.fx.Graph) -> dict[str, str]:
+    return {n.name: n.meta["custom"][SCOPE_KEY] for n in graph.nodes
             if SCOPE_KEY in (n.meta.get("custom") or {})}
 
 
@@ -259,9 +269,8 @@ def attach_scopes(graph: onnx.GraphProto, scopes: dict[str, str]) -> None:
     """Write `hwsim.scope` on every node and drop the exporter's per-node torch metadata."""
     found: list[str | None] = []
     for node in graph.node:
-        props = {p.key: p.value for p in node.metadata_props}
-        m = _FX_NAME_RE.match(props.get(_FX_NODE_PROP, ""))
-        found.append(scopes.get(m.group(1)) if m else None)
+        fx_name = torch_onnx.fx_node_name(node)
+        found.append(scopes.get(fx_name) if fx_name is not None else None)
 
     producer = {o: i for i, n in enumerate(graph.node) for o in n.output if o}
     consumers: dict[str, list[int]] = {}
@@ -286,7 +295,7 @@ def attach_scopes(graph: onnx.GraphProto, scopes: dict[str, str]) -> None:
 
     for node, s in zip(graph.node, found):
         keep = [(p.key, p.value) for p in node.metadata_props
-                if not p.key.startswith("pkg.torch.") and p.key not in _TORCH_PROPS]
+                if not p.key.startswith("pkg.torch.") and p.key not in torch_onnx.TORCH_NODE_PROPS]
         del node.metadata_props[:]
         for key, value in keep + [(SCOPE_PROP, s or FALLBACK_SCOPE)]:
             node.metadata_props.add(key=key, value=value)
@@ -379,52 +388,6 @@ def fold_constant_fills(graph: onnx.GraphProto) -> None:
     graph.node.extend(new_nodes + old)
 
 
-def split_shared_across_tasks(graph: onnx.GraphProto) -> None:
-    """Give each task its own copy of a node whose consumers belong to several tasks.
-
-    Walks the nodes in reverse topological order, so a chain of shared nodes is split from its
-    end back to the graph inputs; a copy keeps the node's inner step and part and takes the
-    consuming task's index, and is named `<name>__task<j>` (outputs `<output>__task<j>`)."""
-    nodes = [_copy(n) for n in graph.node]
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in nodes:
-        for name in n.input:
-            consumers.setdefault(name, []).append(n)
-    result: list[onnx.NodeProto] = []  # built back to front
-    for node in reversed(nodes):
-        own = Scope.parse(node_scope(node))
-        clones = []
-        if own.task is not None:
-            by_task: dict[int, list[onnx.NodeProto]] = {}
-            for o in node.output:
-                for c in consumers.get(o, []):
-                    other = Scope.parse(node_scope(c)).task
-                    if other is not None and other != own.task:
-                        users = by_task.setdefault(other, [])
-                        if all(u is not c for u in users):
-                            users.append(c)
-            for task in sorted(by_task):
-                clone = _copy(node)
-                clone.name = f"{node.name}__task{task}"
-                rename = {o: f"{o}__task{task}" for o in node.output if o}
-                del clone.output[:]
-                clone.output.extend(rename.get(o, o) for o in node.output)
-                set_node_scope(clone, str(own.in_task(task)))
-                for c in by_task[task]:
-                    for k, name in enumerate(c.input):
-                        if name in rename:
-                            consumers[name] = [u for u in consumers[name] if u is not c]
-                            c.input[k] = rename[name]
-                            consumers.setdefault(rename[name], []).append(c)
-                for name in clone.input:
-                    consumers.setdefault(name, []).append(clone)
-                clones.append(clone)
-        result.extend(reversed(clones))
-        result.append(node)
-    del graph.node[:]
-    graph.node.extend(reversed(result))
-
-
 def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
     clone = onnx.NodeProto()
     clone.CopyFrom(node)
@@ -433,7 +396,10 @@ def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
 
 def node_scope(node: onnx.NodeProto) -> str:
     """The scope text an ONNX node carries (`hwsim.scope.SCOPE_PROP`)."""
-    return next((p.value for p in node.metadata_props if p.key == SCOPE_PROP), FALLBACK_SCOPE)
+    props = node.metadata_props
+    if len(props) == 1 and props[0].key == SCOPE_PROP:  # hwsim's own nodes: the common case
+        return props[0].value
+    return next((p.value for p in props if p.key == SCOPE_PROP), FALLBACK_SCOPE)
 
 
 def set_node_scope(node: onnx.NodeProto, scope: str) -> None:

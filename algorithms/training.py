@@ -21,26 +21,29 @@ unpickles code. Anything unreadable or inconsistent is one `CheckpointError`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import torch
+from pydantic import field_validator, model_validator
 from torch import Tensor
+
+from hwsim.errors import BadInput
+from hwsim.files import write_atomic
 
 from .backbones import BACKBONES, get_backbone
 from .base import ALGORITHMS, Algorithm, Params, TaskBatch
 from .data import DATASETS, TaskSource, episode_generator, task_sources
 from .maml import MAML
 from .phases import build_algorithm
+from .settings import Settings
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "hwsim-checkpoint"
@@ -52,7 +55,7 @@ DEFAULT_BACKBONES = {"sinusoid": "sine_mlp", "digits": "conv4_32_28x28x1",
                      "omniglot": "conv4_64_28x28x1"}
 
 
-class TrainingError(ValueError):
+class TrainingError(BadInput):
     """A training run that cannot be started as asked (bad setting, unusable checkpoint)."""
 
 
@@ -63,9 +66,18 @@ class CheckpointError(TrainingError):
 # ---------------------------------------------------------------- the run
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines the meta-trained parameters (but not how long to train)."""
+class RunConfig(Settings):
+    """Everything that determines the meta-trained parameters (but not how long to train).
+    Validated when made (`settings.Settings`): a bad setting is one `TrainingError` line naming
+    it as the CLI does (`inner-steps must be an integer >= 1; got 0`)."""
+
+    error: ClassVar[type[ValueError]] = TrainingError
+    allowed: ClassVar[dict[str, str]] = {
+        "algorithm": "an algorithm name", "data": "a dataset name", "backbone": "a backbone name",
+        **{n: "an integer >= 1" for n in ("way", "shot", "query", "inner_steps", "meta_batch",
+                                          "image_size")},
+        "inner_lr": "a positive finite number", "seed": "an integer >= 0", "rotations": "true or false",
+    }
 
     algorithm: str
     data: str
@@ -80,40 +92,71 @@ class RunConfig:
     image_size: int = 28
     rotations: bool = False
 
-    def __post_init__(self) -> None:
-        algos = sorted(ALGORITHMS) + sorted(BASELINES)
-        if self.algorithm not in algos:
-            raise TrainingError(f"unknown algorithm {self.algorithm!r}; allowed: {', '.join(algos)}")
-        if self.data not in DATASETS:
-            raise TrainingError(f"unknown data {self.data!r}; allowed: {', '.join(DATASETS)}")
-        if not self.backbone:
-            object.__setattr__(self, "backbone", DEFAULT_BACKBONES[self.data])
+    @classmethod
+    def field_label(cls, field: str) -> str:
+        return field.replace("_", "-")  # as the CLI options are named
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        algos = ALGORITHMS.names() + sorted(BASELINES)
+        if value not in algos:
+            raise ValueError(f"unknown algorithm {value!r}; allowed: {', '.join(algos)}")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _known_data(cls, value: str) -> str:
+        if value not in DATASETS:
+            raise ValueError(f"unknown data {value!r}; allowed: {', '.join(DATASETS)}")
+        return value
+
+    @field_validator("way", "shot", "query", "inner_steps", "meta_batch", "image_size")
+    @classmethod
+    def _at_least_one(cls, value: int, info: Any) -> int:
+        if value < 1:
+            raise ValueError(f"{cls.field_label(info.field_name)} must be an integer >= 1; got {value!r}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {value!r}")
+        return value
+
+    @field_validator("inner_lr")
+    @classmethod
+    def _positive_finite(cls, value: float) -> float:
+        if not 0 < value < math.inf:
+            raise ValueError(f"inner-lr must be a positive finite number; got {value!r}")
+        return float(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backbone(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("backbone") and values.get("data") in DEFAULT_BACKBONES:
+            values = {**values, "backbone": DEFAULT_BACKBONES[values["data"]]}
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
         if self.backbone not in BACKBONES:
-            raise TrainingError(f"unknown backbone {self.backbone!r}; "
-                                f"allowed: {', '.join(sorted(BACKBONES))}")
-        for name in ("way", "shot", "query", "inner_steps", "meta_batch", "image_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TrainingError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise TrainingError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not (isinstance(self.inner_lr, (int, float)) and 0 < self.inner_lr < math.inf):
-            raise TrainingError(f"inner-lr must be a positive finite number, got {self.inner_lr!r}")
-        object.__setattr__(self, "inner_lr", float(self.inner_lr))
+            raise ValueError(f"unknown backbone {self.backbone!r}; allowed: {', '.join(BACKBONES.names())}")
         bb = get_backbone(self.backbone)
         family = "sinusoid" if self.data == "sinusoid" else "classification"
         if bb.task_family != family:
-            raise TrainingError(f"backbone {self.backbone} is built for {bb.task_family} tasks, "
-                                f"not {self.data}")
+            raise ValueError(f"backbone {self.backbone} is built for {bb.task_family} tasks, not {self.data}")
         if self.data == "sinusoid" and self.algorithm in ALGORITHMS \
-                and ALGORITHMS[self.algorithm].needs_classification:
-            raise TrainingError(f"{self.algorithm} needs classification tasks (digits or "
-                                f"omniglot), not {self.data}")
+                and ALGORITHMS.lookup(self.algorithm).needs_classification:
+            raise ValueError(f"{self.algorithm} needs classification tasks (digits or omniglot), "
+                             f"not {self.data}")
         if not bb.allows_way(self.way):
-            raise TrainingError(f"backbone {self.backbone} allows way {bb.allowed_ways()}, got {self.way}")
+            raise ValueError(f"backbone {self.backbone} allows way {bb.allowed_ways()}; got {self.way}")
+        return self
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.fields()
 
     def build_algorithm(self) -> Algorithm:
         hyper = {"inner_steps": self.inner_steps, "inner_lr": self.inner_lr}
@@ -236,17 +279,10 @@ def save_checkpoint(path: str | Path, state: TrainState, run: RunConfig) -> Path
                "meta": json.dumps(meta, sort_keys=True),
                "params": dict(state.params), "outer_state": dict(state.outer_state),
                "losses": torch.tensor(state.losses, dtype=torch.float64)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old checkpoint or the new, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    # readers see the old checkpoint or the new, never half; on disk before it replaces the old
+    write_atomic(path, buffer.getvalue(), durable=True)
     return path
 
 

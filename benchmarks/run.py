@@ -25,7 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from algorithms.export import PhaseSpec, export_phase  # noqa: E402
+from algorithms.export import export_phase  # noqa: E402
+from algorithms.spec import PhaseSpec  # noqa: E402
 from compiler.compile import compile_model  # noqa: E402
 from hwsim.config import load_hardware  # noqa: E402
 from hwsim.energy import energy_table  # noqa: E402

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from algorithms.export import PhaseSpec  # noqa: E402
+from algorithms.spec import PhaseSpec  # noqa: E402
 from compiler.compile import front_end, lower  # noqa: E402
 from hwsim import pipeline  # noqa: E402
 from hwsim.config import load_hardware, presets  # noqa: E402

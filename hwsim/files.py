@@ -62,8 +62,10 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write `data` to `path`: atomically for a regular file, in place for a device or pipe."""
+def write_atomic(path: str | Path, data: str | bytes, *, durable: bool = False) -> Path:
+    """Write `data` to `path`: atomically for a regular file, in place for a device or pipe.
+    `durable`: the bytes reach the disk (fsync) before they replace the old file (a checkpoint
+    that must survive a power cut, not only a killed process)."""
     path = Path(path)
     blob = data.encode("utf-8") if isinstance(data, str) else data
     check_output(path)
@@ -80,6 +82,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -98,7 +98,8 @@ def test_more_dram_bandwidth_never_slower():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Real exports of every phase of both algorithms (small B and k), through the cache."""
-    from algorithms.export import PhaseSpec, export_phase
+    from algorithms.export import export_phase
+    from algorithms.spec import PhaseSpec
 
     cache = tmp_path_factory.mktemp("exports")
     return {(a, p): export_phase(PhaseSpec(algorithm=a, phase=p, inner_steps=2, meta_batch=2 if p == "meta_train" else 1),

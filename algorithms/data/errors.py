@@ -1,8 +1,10 @@
-"""Errors of the data layer. Both are bad input (ValueError): the CLI turns them into one line
-and exit code 2."""
+"""Errors of the data layer. Both are bad input (`hwsim.errors.BadInput`): the CLI turns them
+into one line and exit code 2."""
+
+from hwsim.errors import BadInput
 
 
-class DataError(ValueError):
+class DataError(BadInput):
     """A task setting the dataset cannot serve (e.g. more ways than it has classes)."""
 
 

@@ -31,7 +31,14 @@ from hwsim.scope import SCOPE_PROP, Scope
 
 from ..backbones import BACKBONES
 from ..base import ALGORITHMS
-from ..export import VERIFY_RTOL, ExportMismatchError, SpecError
+from ..export import ExportMismatchError
+from ..spec import SpecError
+
+# |onnxruntime - TensorFlow| <= VERIFY_RTOL x max(1, max |TensorFlow|) per output. A fixed float32
+# tolerance (the PyTorch exports derive theirs from a float64 master, which a Keras model run in
+# TensorFlow's venv does not give): measured errors are 3e-7 (infer) and 3.2e-6 (one SGD step),
+# so 1e-4 leaves room for rounding while a wrong op or attribute is far outside it.
+VERIFY_RTOL = 1e-4
 
 REPO = Path(__file__).resolve().parents[2]
 TF_VENV = REPO / ".venv-tf"                # keep in step with TF_VENV in the Makefile
@@ -152,7 +159,7 @@ def verify_keras_export(model: onnx.ModelProto, reference: dict[str, np.ndarray]
     compare each output with TensorFlow's; for a training step also compare TensorFlow's outputs
     with the convertible gradients against TensorFlow's own gradient kernels. Returns the worst
     error per check and output, |Δ| / max(1, max |TensorFlow|); raises ExportMismatchError past
-    VERIFY_RTOL (the PyTorch exports' tolerance)."""
+    VERIFY_RTOL."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -252,7 +259,7 @@ def _describe(model: onnx.ModelProto, spec: KerasPhaseSpec, manifest: dict) -> N
         "query": spec.query,
         "inner_steps": spec.inner_steps,
         "meta_batch": 1,
-        "first_order": "true" if ALGORITHMS[spec.algorithm].first_order else "false",
+        "first_order": "true" if ALGORITHMS.lookup(spec.algorithm).first_order else "false",
         "dtype": "float32",
         "inner_lr": repr(spec.inner_lr),
         "seed": spec.seed,

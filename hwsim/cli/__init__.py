@@ -63,17 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_bad_input(e: BaseException) -> bool:
-    if isinstance(e, BadInput):
-        return True
-    # Errors of the algorithms layer that predate BadInput; only looked up once that layer is
-    # loaded (a command that never exported cannot have raised them).
-    if "algorithms" in sys.modules:
-        from algorithms.data import DataError
-        from algorithms.export import SpecError
-        from algorithms.training import TrainingError
-
-        return isinstance(e, (SpecError, DataError, TrainingError))
-    return False
+    return isinstance(e, BadInput)
 
 
 def _one_line(e: BaseException) -> str:

@@ -106,7 +106,7 @@ SPEC_FIELDS = ("backbone", "way", "shot", "query", "inner_steps", "inner_lr", "m
 
 def phase_spec(fields: dict[str, Any], algorithm: str, phase: str) -> "PhaseSpec":
     """The one place the CLI builds a PhaseSpec (the meta-batch only matters for meta_train)."""
-    from algorithms.export import PhaseSpec
+    from algorithms.spec import PhaseSpec
 
     values = {k: fields[k] for k in SPEC_FIELDS if k in fields}
     if phase != "meta_train":

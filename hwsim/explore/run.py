@@ -131,7 +131,7 @@ def _prepare(space: Space, space_dir: Path, export) -> tuple[tuple[tuple[str, An
 
 
 def _phase_spec(ref: ModelRef):
-    from algorithms.export import PhaseSpec
+    from algorithms.spec import PhaseSpec
 
     return PhaseSpec(algorithm=ref.algo, phase=ref.phase, backbone=ref.backbone, way=ref.way,
                      shot=ref.shot, query=ref.query, inner_steps=ref.inner_steps,

@@ -1,26 +1,25 @@
-"""Every phase of every registered algorithm exports, runs in onnxruntime like eager torch,
-and carries the metadata and per-node scopes the compiler reads."""
+"""Every phase of MAML and FOMAML exports in float32, carries the metadata and per-node scopes
+the compiler reads, and the same spec gives the same bytes."""
 
 import collections
-import dataclasses
 
 import onnx
 import pytest
 
-from algorithms import ALGORITHMS
-from algorithms.export import (PhaseSpec, SpecError, export_phase, save_phase, verify_export)
-from algorithms.trace import SCOPE_PROP
-from hwsim.scope import Scope
+from algorithms.export import export_phase, save_phase, trace_phase
+from algorithms.precision import float_type, narrow
+from algorithms.spec import PhaseSpec
+from hwsim.scope import SCOPE_PROP, Scope
 
 PHASES = ("infer", "adapt", "meta_train")
-# Small specs keep the folder fast: k=2 and B=2 exercise every kind of scope.
+# Small specs keep the file fast: k=2 and B=2 exercise every kind of scope.
 SMALL = dict(inner_steps=2, meta_batch=2, shot=5, query=5)
 
 
 @pytest.fixture(scope="module")
-def exported():
-    """(algorithm, phase) -> model, exported once for the module (verified on export)."""
-    return {(a, p): export_phase(PhaseSpec(a, p, **SMALL))
+def exported(export_cache):
+    """(algorithm, phase) -> model, exported (and verified) once for the session."""
+    return {(a, p): export_phase(PhaseSpec(algorithm=a, phase=p, **SMALL), cache_dir=export_cache)
             for a in ("maml", "fomaml") for p in PHASES}
 
 
@@ -35,25 +34,18 @@ def _scopes(model: onnx.ModelProto) -> list[Scope]:
 
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
 @pytest.mark.parametrize("phase", PHASES)
-def test_phase_matches_eager_torch_on_two_input_sets(exported, algorithm, phase):
-    model = exported[(algorithm, phase)]
-    onnx.checker.check_model(model)
-    errors = verify_export(model, PhaseSpec(algorithm, phase, **SMALL))
-    assert errors and max(errors.values()) <= 1e-4
-
-
-@pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
-@pytest.mark.parametrize("phase", PHASES)
 def test_metadata_and_names(exported, algorithm, phase):
     model = exported[(algorithm, phase)]
+    onnx.checker.check_model(model)
     meta = {p.key: p.value for p in model.metadata_props}
     for key in ("algorithm", "phase", "backbone", "way", "shot", "query", "inner_steps",
                 "meta_batch", "first_order", "dtype", "inner_lr", "outer_optimizer", "seed",
                 "spec_hash", "hwsim_export_version", "parameter_inputs", "optimizer_state_inputs"):
         assert key in meta, key
-    assert meta["algorithm"] == algorithm and meta["phase"] == phase
+    assert meta["algorithm"] == algorithm and meta["phase"] == phase and meta["dtype"] == "float32"
     assert meta["first_order"] == ("true" if algorithm == "fomaml" else "false")
     assert meta["inner_steps"] == "2" and meta["shot"] == "5"
+    assert float_type(model) == "float32"
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
     params = meta["parameter_inputs"].split(",")
@@ -118,83 +110,41 @@ def test_no_bloated_constants(exported):
         assert model.ByteSize() < 200_000
 
 
+def test_the_float32_graph_is_the_float64_master_narrowed():
+    """Same nodes, attributes and wiring; every float64 type and constant made float32; the
+    master's constants are the exact Python scalars (Adam's β₂ = 0.999, not its float32 rounding)."""
+    spec = PhaseSpec(algorithm="maml", phase="meta_train", inner_steps=1, meta_batch=2, shot=2, query=2)
+    master = trace_phase(spec)
+    model = export_phase(spec, verify=False)
+    assert float_type(master) == "float64"
+    assert model.graph.node == narrow(master).graph.node
+    doubles = [float(v) for i in master.graph.initializer if i.data_type == onnx.TensorProto.DOUBLE
+               for v in onnx.numpy_helper.to_array(i).ravel()]
+    assert 0.999 in doubles and 1e-8 in doubles and 0.9 in doubles
+    assert not any(i.data_type == onnx.TensorProto.DOUBLE for i in model.graph.initializer)
+
+
 def test_same_spec_gives_identical_bytes():
-    spec = PhaseSpec("maml", "meta_train", inner_steps=1, meta_batch=2, shot=5, query=5)
+    spec = PhaseSpec(algorithm="maml", phase="meta_train", inner_steps=1, meta_batch=2, shot=5, query=5)
     a = export_phase(spec, verify=False).SerializeToString()
     b = export_phase(spec, verify=False).SerializeToString()
     assert a == b
 
 
-def test_cache_hit_returns_identical_bytes(tmp_path, monkeypatch):
-    spec = PhaseSpec("fomaml", "adapt", inner_steps=1, shot=5, query=5)
-    first = export_phase(spec, cache_dir=tmp_path)
-    files = list(tmp_path.iterdir())
-    assert len(files) == 1 and spec.hash()[:32] in files[0].name
-    # A hit must not re-export: make exporting impossible and ask again.
-    import algorithms.trace as trace
-    monkeypatch.setattr(trace, "to_onnx", lambda *a, **k: pytest.fail("re-exported on a cache hit"))
-    second = export_phase(spec, cache_dir=tmp_path)
-    assert second.SerializeToString() == first.SerializeToString() == files[0].read_bytes()
-    assert spec.hash() != dataclasses.replace(spec, inner_lr=0.02).hash()
-
-
 def test_save_phase_writes_a_loadable_model(tmp_path):
-    spec = PhaseSpec("maml", "infer", query=4)
+    spec = PhaseSpec(algorithm="maml", phase="infer", query=4)
     path = tmp_path / "sub" / "maml_infer.onnx"
     model = save_phase(spec, path)
     assert onnx.load(path).SerializeToString() == model.SerializeToString()
     assert [p.name for p in tmp_path.joinpath("sub").iterdir()] == ["maml_infer.onnx"]
 
 
-def test_verification_catches_a_wrong_graph(exported):
-    from algorithms.export import ExportMismatchError
-    model = onnx.ModelProto()
-    model.CopyFrom(exported[("maml", "infer")])
-    relus = [n for n in model.graph.node if n.op_type == "Relu"]
-    relus[0].op_type = "Sigmoid"
-    with pytest.raises(ExportMismatchError, match="'y'"):
-        verify_export(model, PhaseSpec("maml", "infer", **SMALL))
-
-
-@pytest.mark.parametrize("fields, field, allowed", [
-    (dict(algorithm="nope", phase="infer"), "algorithm", "maml"),
-    (dict(algorithm="maml", phase="train"), "phase", "meta_train"),
-    (dict(algorithm="maml", phase="adapt", inner_steps=0), "inner_steps", ">= 1"),
-    (dict(algorithm="maml", phase="meta_train", meta_batch=0), "meta_batch", ">= 1"),
-    (dict(algorithm="maml", phase="infer", backbone="conv9"), "backbone", "sine_mlp"),
-    (dict(algorithm="maml", phase="infer", dtype="int8"), "dtype", "float32"),
-    (dict(algorithm="maml", phase="infer", way=5), "way", "1"),
-    (dict(algorithm="maml", phase="infer", backbone="conv4_64_28x28x1", way=1), "way", "2..64"),
-    (dict(algorithm="maml", phase="infer", backbone="conv4_64_28x28x1", way=5, dtype="float64"), "dtype", "float32"),
-    (dict(algorithm="maml", phase="infer", shot=0), "shot", ">= 1"),
-    (dict(algorithm="maml", phase="infer", inner_lr=-1.0), "inner_lr", "positive"),
-])
-def test_bad_specs_are_rejected_naming_field_and_allowed_values(fields, field, allowed):
-    with pytest.raises(SpecError) as err:
-        PhaseSpec(**fields)
-    assert isinstance(err.value, ValueError)
-    assert field in str(err.value) and allowed in str(err.value)
-
-
-def test_every_registered_algorithm_is_exportable_alike():
-    # The exporter has no per-algorithm code: the spec validates against the registry.
-    for name in ALGORITHMS:
-        PhaseSpec(name, "meta_train", backbone="conv4_64_28x28x1", way=5, shot=1)
-        if not ALGORITHMS[name].needs_classification:
-            PhaseSpec(name, "meta_train")
-
-
-def test_protonet_needs_a_classification_backbone():
-    with pytest.raises(SpecError, match="classification backbone"):
-        PhaseSpec("protonet", "meta_train")
-
-
 def test_identical_bytes_across_processes():
     import subprocess
     import sys
-    code = ("import sys; from algorithms.export import PhaseSpec, export_phase; "
-            "sys.stdout.buffer.write(export_phase(PhaseSpec('fomaml', 'adapt', shot=3), verify=False)"
-            ".SerializeToString())")
-    here = export_phase(PhaseSpec("fomaml", "adapt", shot=3), verify=False).SerializeToString()
+    code = ("import sys; from algorithms.export import export_phase; from algorithms.spec import PhaseSpec; "
+            "sys.stdout.buffer.write(export_phase(PhaseSpec(algorithm='fomaml', phase='adapt', shot=3), "
+            "verify=False).SerializeToString())")
+    here = export_phase(PhaseSpec(algorithm="fomaml", phase="adapt", shot=3), verify=False).SerializeToString()
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert there == here

@@ -1,5 +1,6 @@
-"""Every algorithm × phase exports for both backbone families, runs in onnxruntime like eager
-torch on two input sets, keeps its scopes, and the two silent traps of REFERENCE §6 stay away."""
+"""Every algorithm × phase exports for both backbone families and verifies (the fast slice of
+the configuration matrix; tests/algorithms/test_export_matrix.py is the whole), keeps its
+scopes, and the two silent traps of REFERENCE §6 stay away."""
 
 import collections
 
@@ -11,29 +12,30 @@ import torch
 import torch.nn.functional as F
 
 from algorithms import ALGORITHMS
-from algorithms.export import PhaseSpec, export_phase, verify_export
+from algorithms.export import export_phase
 from algorithms.phases import PhaseFunction
-from algorithms.trace import SCOPE_PROP, to_onnx
-from hwsim.scope import Scope
+from algorithms.spec import PhaseSpec
+from algorithms.trace import to_onnx
+from hwsim.scope import SCOPE_PROP, Scope
 
 PHASES = ("infer", "adapt", "meta_train")
-SINE = dict(backbone="sine_mlp", way=1, shot=3, query=3, inner_steps=2, meta_batch=2)
-CONV = dict(backbone="conv4_32_28x28x1", way=3, shot=1, query=1, inner_steps=1, meta_batch=2)
-CASES = [(a, fam) for a in sorted(ALGORITHMS) for fam in ("sine", "conv")
-         if not (a == "protonet" and fam == "sine")]
+CASES = [(a, fam) for a in ALGORITHMS for fam in ("sine", "conv")
+         if not (ALGORITHMS.lookup(a).needs_classification and fam == "sine")]
 
 
 @pytest.fixture(scope="module")
-def exported():
-    """(algorithm, family, phase) -> model, exported once for the module."""
-    cache: dict = {}
+def spec_of(sine_setting, conv_setting):
+    def spec(algorithm: str, family: str, phase: str) -> PhaseSpec:
+        return PhaseSpec(algorithm=algorithm, phase=phase,
+                         **(sine_setting if family == "sine" else conv_setting))
+    return spec
 
+
+@pytest.fixture(scope="module")
+def exported(spec_of, export_cache):
+    """(algorithm, family, phase) -> model, exported and verified once for the session."""
     def get(algorithm: str, family: str, phase: str) -> onnx.ModelProto:
-        key = (algorithm, family, phase)
-        if key not in cache:
-            spec = PhaseSpec(algorithm, phase, **(SINE if family == "sine" else CONV))
-            cache[key] = export_phase(spec, verify=False)  # verified once, by the test below
-        return cache[key]
+        return export_phase(spec_of(algorithm, family, phase), cache_dir=export_cache)
     return get
 
 
@@ -48,12 +50,14 @@ def _scopes(model: onnx.ModelProto) -> list[Scope]:
 
 @pytest.mark.parametrize("algorithm, family", CASES)
 @pytest.mark.parametrize("phase", PHASES)
-def test_every_phase_exports_and_matches_eager(exported, algorithm, family, phase):
+def test_every_phase_exports_verified(exported, export_cache, spec_of, algorithm, family, phase):
+    """Exported with verification (ExportMismatchError otherwise) and recorded as verified."""
+    import json
+    from algorithms.export_cache import ExportCache
     model = exported(algorithm, family, phase)
     onnx.checker.check_model(model)
-    spec = PhaseSpec(algorithm, phase, **(SINE if family == "sine" else CONV))
-    errors = verify_export(model, spec)
-    assert errors and max(errors.values()) <= 1e-4
+    manifest = json.loads(ExportCache(export_cache).paths(spec_of(algorithm, family, phase))[1].read_text())
+    assert manifest["verification"].startswith(f"verified {algorithm}/{phase} on 2 input sets")
     assert "LSTM" not in {n.op_type for n in model.graph.node}
 
 
@@ -172,3 +176,16 @@ def test_trap_convolution_backward_exports_as_forward_convolutions():
     assert {"Conv", "ConvTranspose", "ScatterElements"} <= ops
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_a_meta_batch_of_25_verifies_as_25_proven_copies_of_one_task():
+    """The default meta-batch of the CLI: verification checks task 0 and the outer part and
+    proves the other 24 tasks identical copies (its cost does not grow with B)."""
+    from algorithms.export import trace_phase
+    from algorithms.verification import verify_master
+    spec = PhaseSpec(algorithm="maml", phase="meta_train", meta_batch=25, shot=10, query=10)
+    master = trace_phase(spec)
+    report = verify_master(master, spec)
+    assert report.task_copies == 25
+    per_task = collections.Counter(Scope.parse(n.metadata_props[0].value).task for n in master.graph.node)
+    assert len({per_task[j] for j in range(25)}) == 1 and per_task[None] > 0

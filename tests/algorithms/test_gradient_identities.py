@@ -4,7 +4,7 @@ import higher
 import torch
 
 from algorithms import build_algorithm, sinusoid
-from algorithms.backbones import get_backbone, parameter_count
+from algorithms.backbones import parameter_count
 from algorithms.reptile import EPSILON
 
 ALPHA = 0.01
@@ -129,11 +129,3 @@ def test_metalstm_first_step_follows_its_gates_and_meta_learns_lstm_and_init():
     grad = torch.autograd.grad(algo.loss(algo.forward(leaves, batch.xs[0]), batch.ys[0]), leaves["fc3.bias"])[0]
     step = params["fc3.bias"] - adapted["fc3.bias"]
     assert 0 < (step / grad).item() < 0.05
-
-
-def test_conv4_parameter_counts():
-    body = {n: p for n, p in get_backbone("conv4_64_28x28x1").init_params(0, way=5).items()
-            if not n.startswith("head.")}
-    assert parameter_count(body) == 111_936
-    assert parameter_count(get_backbone("conv4_64_28x28x1").init_params(0, way=5)) == 112_261
-    assert get_backbone("conv4_32_84x84x3").init_params(0, way=5)["head.weight"].shape == (5, 32 * 5 * 5)

@@ -19,8 +19,10 @@ def _setup(name: str, steps: int = 1, tasks: int = 2):
 
 def test_registry_has_both_algorithms_with_one_interface():
     assert {"maml", "fomaml"} <= set(ALGORITHMS)
-    assert ALGORITHMS["maml"].first_order is False
-    assert ALGORITHMS["fomaml"].first_order is True
+    assert ALGORITHMS.lookup("maml").first_order is False
+    assert ALGORITHMS.lookup("fomaml").first_order is True
+    with pytest.raises(ValueError, match="unknown algorithm 'mamla'; known: anil"):
+        ALGORITHMS.lookup("mamla")
 
 
 def test_second_and_first_order_meta_gradients_differ():

@@ -1,9 +1,11 @@
 import math
 
+import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from algorithms import sinusoid
-from algorithms.backbones import get_backbone, parameter_count
+from algorithms.backbones import BACKBONES, get_backbone, parameter_count
 
 
 def test_sine_mlp_has_1761_parameters_in_torch_order():
@@ -57,3 +59,30 @@ def test_sampler_shapes_and_ranges():
         amplitude = coef.norm().item()
         phase = math.atan2(coef[1].item(), coef[0].item())
         assert 0.1 <= amplitude <= 5 and 0 <= phase <= math.pi
+
+
+def test_conv4_64_parameters_and_macs_match_the_golden_counts(conv4_golden):
+    """tests/data/algorithms/conv4_64_28x28x1.json, counted by hand there; here by the
+    initialiser and by torch's own FLOP counter (2 FLOPs per MAC)."""
+    bb = get_backbone(conv4_golden["backbone"])
+    params = bb.init_params(0, way=conv4_golden["way"])
+    body = {n: p for n, p in params.items() if n not in bb.head_names}
+    assert parameter_count(body) == conv4_golden["parameters"]["body"]
+    assert parameter_count(params) == conv4_golden["parameters"]["with_head"]
+    with FlopCounterMode(display=False) as counter:
+        bb.forward(params, torch.zeros(1, *conv4_golden["input"]))
+    per_op = {str(op): flops // 2 for op, flops in counter.get_flop_counts()["Global"].items()}
+    layers = conv4_golden["macs_per_layer"]
+    assert per_op == {"aten.convolution": sum(v for k, v in layers.items() if k.startswith("conv")),
+                      "aten.addmm": layers["head"]}
+    assert counter.get_total_flops() // 2 == conv4_golden["macs_per_sample"] == sum(layers.values())
+
+
+def test_conv4_head_reads_the_flattened_last_feature_map():
+    assert get_backbone("conv4_32_84x84x3").init_params(0, way=5)["head.weight"].shape == (5, 32 * 5 * 5)
+
+
+def test_an_unknown_backbone_is_one_error_listing_the_known_ones():
+    with pytest.raises(ValueError, match="unknown backbone 'conv9'; known: conv4_32_28x28x1"):
+        get_backbone("conv9")
+    assert "sine_mlp" in BACKBONES and len(BACKBONES) == 5

@@ -9,7 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from algorithms.export import ExportMismatchError, PhaseSpec, export_phase
+from algorithms.export import ExportMismatchError, export_phase
+from algorithms.spec import PhaseSpec
 from algorithms.frameworks import FrameworkError, KerasPhaseSpec, convert_keras_phase, export_keras_phase
 from algorithms.frameworks import tensorflow_export
 from compiler.compile import compile_model
@@ -41,7 +42,7 @@ def keras_conv4():
 @pytest.fixture(scope="session")
 def torch_conv4(tmp_path_factory):
     cache = tmp_path_factory.mktemp("torch-exports")
-    return {phase: export_phase(PhaseSpec("maml", phase, backbone="conv4_64_28x28x1", **EPISODE), cache_dir=cache)
+    return {phase: export_phase(PhaseSpec(algorithm="maml", phase=phase, backbone="conv4_64_28x28x1", **EPISODE), cache_dir=cache)
             for phase in ("infer", "adapt")}
 
 
@@ -165,7 +166,7 @@ def test_conv4_84x84x3_macs_equal_the_pytorch_conv4():
     """The miniImageNet-sized Conv4-32: odd feature maps (21 -> 10 -> 5) pool the same way."""
     spec = dict(way=5, shot=1, query=1)
     keras_compiled, _ = run(export_keras_phase(KerasPhaseSpec("conv4_32_84x84x3", "infer", **spec)))
-    torch_compiled, _ = run(export_phase(PhaseSpec("maml", "infer", backbone="conv4_32_84x84x3", **spec)))
+    torch_compiled, _ = run(export_phase(PhaseSpec(algorithm="maml", phase="infer", backbone="conv4_32_84x84x3", **spec)))
     assert keras_compiled.macs == torch_compiled.macs > 0
 
 

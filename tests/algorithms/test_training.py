@@ -13,16 +13,6 @@ from algorithms.evaluation import Estimate, confidence_interval, evaluate
 from algorithms.training import (CHECKPOINT_NAME, CheckpointError, Progress, RunConfig,
                                  TrainingError, load_checkpoint, meta_train, save_checkpoint)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is fastest, and on a shared machine torch's default
-    thread pool makes these tests many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 RUN = RunConfig(algorithm="maml", data="sinusoid", shot=5, query=5, meta_batch=3, seed=4)
 
 
@@ -211,6 +201,13 @@ def test_classification_evaluation_reports_accuracy_on_digits():
     (dict(algorithm="maml", data="digits", shot=0, way=5), "shot must be an integer >= 1"),
     (dict(algorithm="maml", data="digits", way=5, backbone="sine_mlp"), "built for sinusoid"),
     (dict(algorithm="maml", data="sinusoid", inner_lr=-1.0), "inner-lr must be a positive"),
+    (dict(algorithm="maml", data="sinusoid", meta_batch=True), "meta-batch must be an integer"),
+    (dict(algorithm="maml", data="sinusoid", shot="5"), "shot must be an integer"),
+    (dict(algorithm="maml", data="sinusoid", inner_lr="0.1"), "inner-lr must be a positive finite number"),
+    (dict(algorithm="maml", data="sinusoid", rotations="yes"), "rotations must be true or false"),
+    (dict(algorithm="maml", data="sinusoid", epochs=3), "unknown setting 'epochs'"),
+    (dict(algorithm="protonet", data="sinusoid"), "needs classification tasks"),
+    (dict(algorithm="maml", data="digits", way=1), "allows way 2..64"),
 ])
 def test_bad_run_settings_are_training_errors(kwargs, fragment):
     with pytest.raises(TrainingError, match=fragment):
@@ -226,3 +223,10 @@ def test_progress_prints_every_tenth_when_not_a_terminal():
     lines = out.getvalue().splitlines()
     assert len(lines) == 10 and lines[-1].startswith("meta-train x |") and "20/20" in lines[-1]
     assert "loss=1.5" in lines[-1]
+
+
+def test_run_config_fills_the_backbone_of_the_data_and_round_trips_through_json():
+    run = RunConfig(algorithm="protonet", data="digits", way=5)
+    assert run.backbone == "conv4_32_28x28x1" and run.inner_lr == 0.01
+    assert RunConfig(**run.to_json()) == run
+    assert RunConfig(algorithm="maml", data="sinusoid", inner_lr=1).inner_lr == 1.0

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from algorithms.export import PhaseSpec, export_phase
+from algorithms.export import export_phase
+from algorithms.spec import PhaseSpec
 from compiler.compile import compile_model
 from compiler.ir import Graph, Node, Role, Tensor
 from hwsim.scope import Scope
