@@ -58,6 +58,11 @@ from .ir import Graph, Node
 from .workload import Kind, Workload
 
 POLICIES = ("none", "layer", "depth_first")
+# What a band of rows does with the rows it shares with its neighbour (DeFiNES's modes for
+# tiles spanning the feature map's width): keep them on chip for the next band (`cache`: line
+# buffers, every row computed and read once) or recompute them (`recompute`: each band
+# recomputes its halo and re-reads its inputs' halo rows).
+HALOS = ("cache", "recompute")
 
 # Lowered nodes a group stays open after its last member. Long enough for the exported
 # backward chains (a batch-norm backward interleaves ~40 nodes of other layers), short enough
@@ -170,6 +175,7 @@ class Tiling:
     tiles: int
     sample_block: int
     pieces: int
+    split: str                        # how one sample is cut: "none", "chunks", "planes" or "rows"
     working_set: int
     recompute: Mapping[str, float]
     load: Mapping[str, float]
@@ -179,7 +185,7 @@ class Tiling:
 
 
 def fuse(graph: Graph, workloads: Mapping[str, Workload], policy: str, *,
-         nbytes: Callable[[str], int] | None = None, budget: int | None = None) -> FusionPlan:
+         nbytes: Callable[[str], int] | None = None, budget: int | None = None, halo: str = "cache") -> FusionPlan:
     """Group the lowered nodes of `graph` under `policy` (module doc). With `nbytes` (a
     tensor's stored bytes) and `budget` (bytes one tile may hold), groups whose finest tiling
     does not fit are cut into consecutive parts that fit. Raises ValueError for an unknown
@@ -197,7 +203,7 @@ def fuse(graph: Graph, workloads: Mapping[str, Workload], policy: str, *,
             consumers[i].append(n.name)
     built = [_finish(graph, views, g, consumers) for g in groups if len(g.members) > 1]
     if nbytes is not None and budget is not None:
-        built = [part for g in built for part in _fit(graph, views, g, consumers, nbytes, budget)]
+        built = [part for g in built for part in _fit(graph, views, g, consumers, nbytes, budget, halo)]
     built = [g for g in built if len(g.members) > 1]
     groups_t = tuple(Group(i, g.members, g.inputs, g.outputs, g.kept, g.heights, g.numel, g.samples, g.rows,
                            g.flat, g.planes, g.scope) for i, g in enumerate(built))
@@ -425,7 +431,7 @@ class _Former:
         extents = {self.g.tensor(n.inputs[p]).shape[ax] for p, ax in tiled_in}
         extents |= {self.g.tensor(o).shape[ax] for o, ax in tiled_out}
         samples = g.samples if not start else next(iter(extents))
-        if extents != {samples} or samples < 2:
+        if extents != {samples}:
             return False
         # axes as seen by this node, back to storage
         updates: dict[str, int | None] = {}
@@ -545,7 +551,7 @@ def _elementwise(g: Graph, n: Node, known: dict[int, int | None]) -> _Assign | N
     for p in data:
         s = _shape(g, n.inputs[p])
         a = out_axis - (r - len(s))
-        if a < 0 or s[a] == 1:
+        if a < 0 or (s[a] == 1 and out_shape[out_axis] != 1):
             ax = None
         elif s[a] == out_shape[out_axis]:
             ax = a
@@ -804,7 +810,7 @@ def _finish(graph: Graph, views: _Views, g: _Open | _Built, consumers: Mapping[s
 
 
 def _fit(graph: Graph, views: _Views, g: _Built, consumers: Mapping[str, list[str]],
-         nbytes: Callable[[str], int], budget: int) -> list[_Built]:
+         nbytes: Callable[[str], int], budget: int, halo: str) -> list[_Built]:
     """Consecutive parts of `g` that fit `budget`: `g` itself when its finest tiling fits, else
     the longest fitting prefix of what is left, again and again (a member that fits nowhere
     stays alone). A part that fits only in bands of rows is also compared with cutting it before
@@ -816,26 +822,26 @@ def _fit(graph: Graph, views: _Views, g: _Built, consumers: Mapping[str, list[st
     parts: list[_Built] = []
     rest = g.members
     while rest:
-        if tiling(part(rest), nbytes, budget) is not None:
+        if tiling(part(rest), nbytes, budget, halo) is not None:
             lo = len(rest)
         else:
             lo, hi = 1, len(rest)   # the longest fitting prefix, by bisection (fitting shrinks with length)
             while lo < hi:
                 mid = (lo + hi + 1) // 2
-                if tiling(part(rest[:mid]), nbytes, budget) is not None:
+                if tiling(part(rest[:mid]), nbytes, budget, halo) is not None:
                     lo = mid
                 else:
                     hi = mid - 1
-        parts += _halo_or_cut(part, rest[:lo], nbytes, budget)
+        parts += _halo_or_cut(part, rest[:lo], nbytes, budget, halo)
         rest = rest[lo:]
     return parts
 
 
 def _halo_or_cut(part: Callable[[tuple[Member, ...]], _Built], members: tuple[Member, ...],
-                 nbytes: Callable[[str], int], budget: int) -> list[_Built]:
+                 nbytes: Callable[[str], int], budget: int, halo: str) -> list[_Built]:
     """`members` as one part, or cut before an array member if that moves fewer bytes."""
     whole = part(members)
-    t = tiling(whole, nbytes, budget)
+    t = tiling(whole, nbytes, budget, halo)
     if t is None or t.pieces == 1 or not whole.rows or len(members) < 2:
         return [whole]
     best, cost = [whole], _traffic(whole, t, nbytes)
@@ -843,7 +849,7 @@ def _halo_or_cut(part: Callable[[tuple[Member, ...]], _Built], members: tuple[Me
         if members[k].unit != "array":
             continue
         a, b = part(members[:k]), part(members[k:])
-        ta, tb = tiling(a, nbytes, budget), tiling(b, nbytes, budget)
+        ta, tb = tiling(a, nbytes, budget, halo), tiling(b, nbytes, budget, halo)
         if ta is None or tb is None:
             continue
         c = _traffic(a, ta, nbytes) + _traffic(b, tb, nbytes)
@@ -904,11 +910,11 @@ def _order(nodes: list[Node], groups: tuple[Group, ...], group_of: Mapping[str, 
 MAX_CHUNKS = 1024
 
 
-def tiling(group: Group | _Built, nbytes: Callable[[str], int], budget: int) -> Tiling | None:
+def tiling(group: Group | _Built, nbytes: Callable[[str], int], budget: int, halo: str = "cache") -> Tiling | None:
     """The coarsest tiling of `group` whose working set fits `budget` bytes: the largest block
     of samples, else (one sample at a time) the fewest chunks of a sample for a pure-map group
     (no halo), else the fewest bands of rows (halos recomputed); None if even the finest does
-    not fit."""
+    not fit. `halo`: what bands do with the rows they share (`HALOS`)."""
     whole = _whole_bytes(group, nbytes)
     if whole >= budget:
         return None
@@ -918,21 +924,22 @@ def tiling(group: Group | _Built, nbytes: Callable[[str], int], budget: int) -> 
     if block >= 1:
         tiles = math.ceil(n / block)
         block = math.ceil(n / tiles)   # even blocks
-        return Tiling(tiles, block, 1, int(whole + block * per_sample), recompute, load)
+        return Tiling(tiles, block, 1, "none", int(whole + block * per_sample), recompute, load)
     if group.flat or group.planes > 1:   # chunks of a sample: no halo
         for chunks in range(2, (MAX_CHUNKS if group.flat else group.planes) + 1):
             per_sample, recompute, load = _profile(group, nbytes, 1, chunks)
             if whole + per_sample <= budget:
-                return Tiling(n * chunks, 1, chunks, int(whole + per_sample), recompute, load)
+                return Tiling(n * chunks, 1, chunks, "chunks" if group.flat else "planes", int(whole + per_sample),
+                              recompute, load)
         if group.flat:
             return None
     if not group.rows:
         return None
     top = max(group.heights.values())
     for bands in range(2, top + 1):
-        per_sample, recompute, load = _profile(group, nbytes, bands)
+        per_sample, recompute, load = _profile(group, nbytes, bands, halo=halo)
         if whole + per_sample <= budget:
-            return Tiling(n * bands, 1, bands, int(whole + per_sample), recompute, load)
+            return Tiling(n * bands, 1, bands, "rows", int(whole + per_sample), recompute, load)
     return None
 
 
@@ -949,12 +956,14 @@ def _band(r: int, bands: int, height: int) -> tuple[int, int]:
     return r * height // bands, (r + 1) * height // bands
 
 
-def _profile(group: Group | _Built, nbytes: Callable[[str], int], bands: int, chunks: int = 1
-             ) -> tuple[float, dict[str, float], dict[str, float]]:
+def _profile(group: Group | _Built, nbytes: Callable[[str], int], bands: int, chunks: int = 1,
+             halo: str = "cache") -> tuple[float, dict[str, float], dict[str, float]]:
     """Peak bytes per sample of the tiled tensors live while one tile runs (external tiles
     double-buffered), and the recompute and load factors, with `bands` row bands, or with
     `chunks` chunks of a pure-map group's largest tensors (smaller ones, e.g. per-channel
-    values of each sample, are held whole per sample)."""
+    values of each sample, are held whole per sample). Cached (`halo="cache"`), a band computes
+    and loads only the rows no earlier band did and holds the overlap it still needs (line
+    buffers); recomputed, it computes and loads every row its band needs."""
     heights = group.heights
     members = group.members
     fraction = {t: 1.0 for t in heights}
@@ -968,6 +977,10 @@ def _profile(group: Group | _Built, nbytes: Callable[[str], int], bands: int, ch
         # the group reads (computed once, never skipped)
         read = {t for m in members for t, _ in m.tiled_in}
         outputs = [t for m in members for t in m.tiled_out if t in group.outputs or t not in read]
+        # rows of each tensor already there: produced or loaded by an earlier band (`cache`
+        # keeps them; `recompute` does not, so nothing is ever there)
+        there: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        cache = halo == "cache"
         for r in range(bands):
             # rows each tensor is needed at in band r: a union of intervals (a band needs row 0
             # of a plane for a fixed slice and its own rows for the rest)
@@ -984,16 +997,22 @@ def _profile(group: Group | _Built, nbytes: Callable[[str], int], bands: int, ch
                 wanted: list[tuple[int, int]] = []
                 for o in m.tiled_out:
                     wanted = _union(wanted, need.get(o, []))
+                if cache:   # only the rows no earlier band produced
+                    wanted = _minus(wanted, there[m.tiled_out[0]])
+                    for o in m.tiled_out:
+                        there[o] = _union(there[o], wanted)
                 if not wanted:
                     continue
                 computed[m.node] += sum(b - a for a, b in wanted)
                 for t, rows in m.tiled_in:
                     need[t] = _union(need.get(t, []), [rows.need(a, b, heights[t]) for a, b in wanted])
             for t, rng in need.items():
-                size = sum(b - a for a, b in rng)
-                most[t] = max(most[t], size)
+                most[t] = max(most[t], sum(b - a for a, b in rng))
                 if t in load:
-                    loaded[t] += size
+                    new = _minus(rng, there[t]) if cache else rng
+                    loaded[t] += sum(b - a for a, b in new)
+                    if cache:
+                        there[t] = _union(there[t], new)
         for t in heights:
             fraction[t] = most[t] / heights[t]
         for m in members:
@@ -1019,11 +1038,21 @@ def _profile(group: Group | _Built, nbytes: Callable[[str], int], bands: int, ch
             last[t] = k
             first.setdefault(t, k)
     ext = set(group.inputs) | set(group.outputs)
+    # an elementwise member writes over an intermediate of its size that it reads last (as the
+    # planner does for ReLU, Add, ...): that tile's space passes to its result
+    handed: dict[str, int] = {}
+    for k, m in enumerate(members):
+        if m.flat and not m.sink and len(m.tiled_out) == 1:
+            o = m.tiled_out[0]
+            for t, _ in m.tiled_in:
+                if last.get(t) == k and t not in ext and t not in handed and group.numel[t] == group.numel[o]:
+                    handed[t] = k - 1
+                    break
     delta = [0.0] * (len(members) + 1)
     for t in heights:
         size = nbytes(t) / n * fraction[t] * (2 if t in ext else 1)
         start = index.get(t, first.get(t, 0))
-        end = len(members) - 1 if t in group.outputs else last.get(t, start)
+        end = len(members) - 1 if t in group.outputs else handed.get(t, last.get(t, start))
         delta[start] += size
         delta[end + 1] -= size
     peak = live = 0.0
@@ -1031,6 +1060,23 @@ def _profile(group: Group | _Built, nbytes: Callable[[str], int], bands: int, ch
         live += d
         peak = max(peak, live)
     return peak, recompute, load
+
+
+def _minus(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The rows of `a` not in `b` (both sorted disjoint intervals)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in a:
+        for blo, bhi in b:
+            if bhi <= lo or blo >= hi:
+                continue
+            if blo > lo:
+                out.append((lo, blo))
+            lo = max(lo, bhi)
+            if lo >= hi:
+                break
+        if lo < hi:
+            out.append((lo, hi))
+    return out
 
 
 def _union(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -1044,4 +1090,4 @@ def _union(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int
     return out
 
 
-__all__ = ["POLICIES", "WINDOW", "Rows", "Member", "Group", "FusionPlan", "Tiling", "fuse", "tiling"]
+__all__ = ["POLICIES", "HALOS", "WINDOW", "Rows", "Member", "Group", "FusionPlan", "Tiling", "fuse", "tiling"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from hwsim.config import NPU
 from hwsim.program import Program
 
-from ...fusion import POLICIES as FUSIONS, fuse
+from ...fusion import HALOS, POLICIES as FUSIONS, fuse
 from ...ir import Graph, Role
 from ...precision import PRECISIONS, check_against_hardware, check_phase, numeric_plan
 from ...recompute import RECOMPUTES, recompute as recompute_graph
@@ -45,8 +45,8 @@ NOT_MODELLED = [
 
 # What a fused lowering does not model, in place of the "operator fusion" line above.
 NOT_MODELLED_FUSED = [
-    "a fused group's halo rows are recomputed in every band (DeFiNES's fully-recompute mode); "
-    "caching them on chip between bands is not modelled",
+    "a fused group is cut in bands spanning the feature map's width (or in chunks or planes of a "
+    "sample); 2-D tiles and DeFiNES's mixed cached/recompute modes are not modelled",
     "a fused group's array and vector members overlap as a two-stage pipeline over its tiles; "
     "each member's pipeline fill is paid once per group, not per tile",
     "a fused group takes room for one tile's working set; its external results go to DRAM even "
@@ -59,14 +59,15 @@ OPTIONS = {
     "detail": (DETAILS, "node"),
     "precision": ((None, *PRECISIONS), None),
     "fusion": (FUSIONS, "none"),
+    "halo": (HALOS, "cache"),
     "recompute": (RECOMPUTES, "stash_all"),
 }
 
 
 @LOWERINGS.register("npu")
 def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU, *, detail: str = "node",
-              precision: str | None = None, fusion: str = "none", recompute: str = "stash_all",
-              **unknown: object) -> Program:
+              precision: str | None = None, fusion: str = "none", halo: str = "cache",
+              recompute: str = "stash_all", **unknown: object) -> Program:
     """The Program of `graph` on `hw`.
 
     * `detail`: "node" (closed-form streaming, the default) or "tiles" (every streamed tile a
@@ -75,12 +76,14 @@ def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU, *, detail: 
       or "int8" (infer/adapt only) — `compiler.precision`.
     * `fusion`: "none", "layer" (conv-bn-relu-pool groups) or "depth_first" (groups across
       layers, tiled over the feature map) — `compiler.fusion`.
+    * `halo`: what a fused group's bands of rows do with the rows they share: "cache" (kept
+      on chip for the next band) or "recompute" (DeFiNES's fully-recompute mode).
     * `recompute`: "stash_all" (keep every inner-step activation for the meta-gradient),
       "per_step" (keep each inner step's inputs, recompute its activations) or "all"
       (recompute from the meta-parameters) — `compiler.recompute`.
 
     A bad option is a `LoweringError` naming the allowed values."""
-    check_options(detail=detail, precision=precision, fusion=fusion, recompute=recompute, **unknown)
+    check_options(detail=detail, precision=precision, fusion=fusion, halo=halo, recompute=recompute, **unknown)
     check_against_hardware(precision, hw.datatype, hw.name)
     check_phase(graph, precision)
     if recompute != "stash_all":
@@ -92,9 +95,9 @@ def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU, *, detail: 
     if fusion != "none":
         nbytes = (lambda t: numeric.nbytes(graph, t)) if numeric is not None \
             else (lambda t: stored_bytes(graph, t, hw.datatype))
-        groups = fuse(graph, workloads, fusion, nbytes=nbytes, budget=fusion_budget(hw))
+        groups = fuse(graph, workloads, fusion, nbytes=nbytes, budget=fusion_budget(hw), halo=halo)
     placed = place(graph, workloads, hw.cores, groups)
-    plan = plan_memory(graph, workloads, hw, placed, numeric, groups)
+    plan = plan_memory(graph, workloads, hw, placed, numeric, groups, halo)
     not_modelled = NOT_MODELLED if groups is None else \
         [line for line in NOT_MODELLED if not line.startswith("operator fusion")] + NOT_MODELLED_FUSED
     return emit(plan, hw, name=graph.name, metadata=graph.metadata, not_modelled=not_modelled, detail=detail)

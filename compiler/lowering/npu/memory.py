@@ -56,10 +56,12 @@ def stored_bytes(graph: Graph, name: str, datatype: str | None) -> int:
 
 
 def plan_memory(graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: list[Placed],
-                numeric: "NumericPlan | None" = None, fusion: "FusionPlan | None" = None) -> MemoryPlan:
+                numeric: "NumericPlan | None" = None, fusion: "FusionPlan | None" = None,
+                halo: str = "cache") -> MemoryPlan:
     """`numeric`: the stored and arithmetic types a precision option chose (None: the graph's
     types, or the NPU's datatype for every floating tensor). `fusion`: groups to run tile by
-    tile (`placed` then lists each group's members together, in their order)."""
+    tile (`placed` then lists each group's members together, in their order), with `halo` rows
+    cached or recomputed."""
     planner = _Planner(graph, workloads, hw, placed, numeric)
     k = 0
     while k < len(placed):
@@ -70,7 +72,7 @@ def plan_memory(graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: l
             k += 1
             continue
         group = fusion.groups[index]
-        planner.group(group, placed[k:k + len(group.members)], planner.cores[p.core])
+        planner.group(group, placed[k:k + len(group.members)], planner.cores[p.core], halo)
         k += len(group.members)
     planner.write_back_outputs()
     return MemoryPlan(planner.steps, planner.initial_dram_bytes(), planner.demand.points)
@@ -501,7 +503,7 @@ class _Planner:
             self._release_dram_if_dead(i, computed)
 
     # ---- a fused group ---------------------------------------------------------------------------
-    def group(self, group: "Group", members: list[Placed], core: _Core) -> None:
+    def group(self, group: "Group", members: list[Placed], core: _Core, halo: str = "cache") -> None:
         """A fused group (`compiler.fusion`): tile by tile when one of its members would stream
         on its own (its intermediates then never leave the chip), else node by node — a group
         whose every node fits is already kept on chip by the residency policy."""
@@ -509,7 +511,7 @@ class _Planner:
 
         tiles = None
         if any(not self._fits_alone(p.node, core) for p in members):
-            tiles = tiling(group, self.nbytes, fusion_budget(self.hw))
+            tiles = tiling(group, self.nbytes, fusion_budget(self.hw), halo)
         if tiles is None:
             for p in members:
                 self.node(p.node, p.workload, core)
