@@ -46,6 +46,7 @@ finest tiling does not fit is cut into consecutive parts that do (`tiling`).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import defaultdict
@@ -64,10 +65,12 @@ POLICIES = ("none", "layer", "depth_first")
 # recomputes its halo and re-reads its inputs' halo rows).
 HALOS = ("cache", "recompute")
 
-# Lowered nodes a group stays open after its last member. Long enough for the exported
-# backward chains (a batch-norm backward interleaves ~40 nodes of other layers), short enough
-# that the taint sets stay small.
+# Lowered nodes a group stays open after its last member, and at most after its first. Long
+# enough for the exported backward chains (a batch-norm backward interleaves ~40 nodes of other
+# layers), short enough that the taint sets stay small: a group whose first member is more than
+# LIFETIME nodes back can take no member, so taints drop it by its index alone.
 WINDOW = 512
+LIFETIME = 1024
 
 # Data-movement ops that map tiles of their operands to tiles of their result.
 _TILED_MOVES = frozenset({"Transpose", "Expand", "ScatterElements", "GatherElements", "Slice", "Concat"})
@@ -311,29 +314,29 @@ class _Former:
         # member that brings new upstream groups (the readers' taints would miss them).
         self.up: dict[int, set[int]] = defaultdict(set)
         self.exported: set[int] = set()
+        self.firsts: list[int] = []                 # position of each group's first member
+        self.oldest = 0                             # the oldest group that may still take a member
 
     def run(self, nodes: list[Node]) -> list[_Open]:
         for pos, n in enumerate(nodes):
+            self.oldest = bisect.bisect_left(self.firsts, pos - LIFETIME)
             self._node(pos, n)
         return self.groups
 
     def _open(self, index: int, pos: int, scope) -> bool:
         """Whether group `index` may still take a node of `scope` at position `pos`."""
         g = self.groups[index]
-        return g.scope == scope and pos - g.last <= WINDOW
-
-    def _alive(self, index: int, pos: int) -> bool:
-        """Whether group `index` may still take any node: taints of other groups are dropped
-        (a path through a node of another scope still counts)."""
-        return pos - self.groups[index].last <= WINDOW
+        return g.scope == scope and pos - g.last <= WINDOW and index >= self.oldest
 
     def _taint(self, name: str, pos: int) -> set[int]:
-        """The live groups `name` depends on, through its producer's group as a whole."""
-        d = set(self.D.get(name, ()))
+        """The groups that may still take members and that `name` depends on, through its
+        producer's group as a whole (a path through a node of another scope counts too)."""
+        d = self.D.get(name, frozenset())
         p = self.producer.get(name)
         if p is not None and p in self.group_of:
-            d |= self.up[self.group_of[p]]
-        return {k for k in d if self._alive(k, pos)}
+            d = d | self.up[self.group_of[p]]
+        oldest = self.oldest
+        return {k for k in d if k >= oldest}
 
     def _node(self, pos: int, n: Node) -> None:
         ins = [self.v.base(i) for i in n.inputs if i]
@@ -360,7 +363,7 @@ class _Former:
         for i in ins:
             d |= taints[i]
             s |= self.S.get(i, frozenset())
-        s = {k for k in s if self._alive(k, pos)}
+        s = {k for k in s if k >= self.oldest}
         if chosen is not None:
             g = self.groups[chosen]
             self.up[chosen] |= {k for i in ins if i not in g.produced for k in taints[i]} - {chosen}
@@ -418,6 +421,7 @@ class _Former:
         if not self._add(g, pos, n, {}, start=True):
             return None
         self.groups.append(g)
+        self.firsts.append(pos)
         return g.index
 
     def _add(self, g: _Open, pos: int, n: Node, known: dict[int, int | None], *, start: bool) -> bool:
@@ -911,6 +915,46 @@ MAX_CHUNKS = 1024
 
 
 def tiling(group: Group | _Built, nbytes: Callable[[str], int], budget: int, halo: str = "cache") -> Tiling | None:
+    """`_tiling`, memoised by the group's structure (the tasks of a meta-batch and the steps of
+    an inner loop repeat the same groups on other tensors)."""
+    names, key = _signature(group, nbytes)
+    key = (key, budget, halo)
+    hit = _TILINGS.get(key)
+    if hit is None:
+        t = _tiling(group, nbytes, budget, halo)
+        hit = _TILINGS[key] = None if t is None else (
+            t, tuple(t.recompute[m.node] for m in group.members), tuple(t.load.get(n, None) for n in names))
+        if len(_TILINGS) > 100_000:
+            _TILINGS.clear()
+    if hit is None:
+        return None
+    t, recompute, load = hit
+    return Tiling(t.tiles, t.sample_block, t.pieces, t.split, t.working_set,
+                  {m.node: f for m, f in zip(group.members, recompute)},
+                  {n: f for n, f in zip(names, load) if f is not None})
+
+
+_TILINGS: dict = {}
+
+
+def _signature(group: Group | _Built, nbytes: Callable[[str], int]) -> tuple[list[str], tuple]:
+    """The group with its tensors numbered in order of appearance: equal for groups that differ
+    only in names. Returns (tensor names by number, signature)."""
+    ids: dict[str, int] = {}
+
+    def i(t: str) -> int:
+        return ids.setdefault(t, len(ids))
+    members = tuple((m.unit, m.sink, m.flat, m.plane, m.rows, tuple((i(t), r) for t, r in m.tiled_in),
+                     tuple(i(t) for t in m.tiled_out), tuple(i(t) for t in m.whole_in),
+                     tuple(i(t) for t in m.whole_out), i(m.driver) if m.driver else -1)
+                    for m in group.members)
+    ends = (tuple(i(t) for t in group.inputs), tuple(i(t) for t in group.outputs))
+    names = list(ids)
+    sizes = tuple((group.heights.get(t), group.numel.get(t), nbytes(t)) for t in names)
+    return names, (group.samples, group.rows, group.flat, group.planes, members, ends, sizes)
+
+
+def _tiling(group: Group | _Built, nbytes: Callable[[str], int], budget: int, halo: str) -> Tiling | None:
     """The coarsest tiling of `group` whose working set fits `budget` bytes: the largest block
     of samples, else (one sample at a time) the fewest chunks of a sample for a pure-map group
     (no halo), else the fewest bands of rows (halos recomputed); None if even the finest does
