@@ -14,8 +14,9 @@ Sublinear Memory Cost", 2016):
   update) first, so step i costs i + 1 steps of recomputation.
 
 The recomputed nodes are copies of the originals (same op, attributes and shapes, renamed
-`<node>@rc<i>`, results `<tensor>@rc<i>`) in scope part `recompute` of inner step i (the step
-whose values they rebuild), so reports show their MACs and time per inner step. Each copy is
+`<node>@rc<i>`, results `<tensor>@rc<i>`; `@rc<i>w` for the copies that rebuild step i's
+update results under `all`) in scope part `recompute` of inner step i (the step whose values
+they rebuild), so reports show their MACs and time per inner step. Each copy is
 placed just before the first node that needs it, so recomputed values live only while the
 meta-gradient uses them. Originals whose results only the meta-gradient read become dead and
 are removed. What is never recomputed: values that do not depend on any parameter (the batch
@@ -71,7 +72,10 @@ def recompute(graph: Graph, policy: str) -> Graph:
             return s.inner_step == step and steps_reading[name] <= {(task, step)}
         return s.inner_step <= step   # all: every earlier step too, back to the meta-parameters
 
-    # the stash: values of an inner step the meta-gradient reads, by region (task, step)
+    # the stash: values of an inner step the meta-gradient reads, by region (task, step, what).
+    # Under `all` the results of a step's update (the next fast weights) form a region of their
+    # own: the meta-gradient reads them early, and sharing their recomputation with the step's
+    # activations, read late, would keep those alive all along.
     readers: dict[tuple, list[tuple[Node, str]]] = defaultdict(list)
     for n in graph.nodes:
         if n.scope.part != READER_PART:
@@ -80,7 +84,8 @@ def recompute(graph: Graph, policy: str) -> Graph:
             p = producer.get(i)
             if p is not None and p.scope.inner_step is not None and p.scope.task == n.scope.task \
                     and recomputed(i, p.scope.task, p.scope.inner_step):
-                readers[(p.scope.task, p.scope.inner_step)].append((n, i))
+                what = "w" if p.scope.part == "update" else ""
+                readers[(p.scope.task, p.scope.inner_step, what)].append((n, i))
     if not readers:
         return graph
 
@@ -88,10 +93,10 @@ def recompute(graph: Graph, policy: str) -> Graph:
     need: dict[tuple[tuple, str], int] = {}     # (region, original node) -> position it is needed at
     region_nodes: dict[tuple, list[Node]] = {}
     for region, uses in readers.items():
-        task, step = region
+        task, step, what = region
         nodes = _region(graph, producer, [t for _, t in uses], lambda t: recomputed(t, task, step))
         region_nodes[region] = nodes
-        rename[region] = {o: f"{o}@rc{step}" for n in nodes for o in n.outputs if o}
+        rename[region] = {o: f"{o}@rc{step}{what}" for n in nodes for o in n.outputs if o}
         for reader, t in uses:
             key = (region, producer[t].name)
             need[key] = min(need.get(key, len(graph.nodes)), index[reader.name])
@@ -105,23 +110,23 @@ def recompute(graph: Graph, policy: str) -> Graph:
     copies_at: dict[int, list[tuple]] = defaultdict(list)
     tensors = dict(graph.tensors)
     for region, nodes in region_nodes.items():
-        task, step = region
+        task, step, what = region
         names = rename[region]
         scope = Scope("recompute", task, step)
         for n in nodes:
-            copy = Node(f"{n.name}@rc{step}", n.op_type, tuple(names.get(i, i) for i in n.inputs),
+            copy = Node(f"{n.name}@rc{step}{what}", n.op_type, tuple(names.get(i, i) for i in n.inputs),
                         tuple(names.get(o, o) for o in n.outputs), n.attrs, scope)
             for o in n.outputs:
                 if o:
                     tensors[names[o]] = replace(graph.tensors[o], name=names[o])
-            copies_at[need[(region, n.name)]].append((step, index[n.name], copy))
+            copies_at[need[(region, n.name)]].append((step, what, index[n.name], copy))
     rewired = {}
     for region, uses in readers.items():
         for reader, t in uses:
             rewired.setdefault(reader.name, {})[t] = rename[region][t]
     nodes_out: list[Node] = []
     for k, n in enumerate(graph.nodes):
-        for _, _, copy in sorted(copies_at.get(k, ()), key=lambda c: (c[0], c[1])):
+        for *_, copy in sorted(copies_at.get(k, ()), key=lambda c: c[:3]):
             nodes_out.append(copy)
         if n.name in rewired:
             m = rewired[n.name]
