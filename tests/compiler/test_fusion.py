@@ -86,7 +86,7 @@ def test_hand_worked_two_bands_recompute_and_halo_reads():
     assert c.recompute == {"conv_a": 1.0, "relu": 1.0, "conv_b": 1.0} and c.load == {"x": 1.0}
 
 
-def _vgg_e_first_five(size: int = 224):
+def vgg_e_first_five(size: int = 224):
     """VGG-E's first five conv layers (conv1_1, conv1_2, pool, conv2_1, conv2_2, pool, conv3_1),
     each with its ReLU, on one 3 x size x size image, fp32 (zero weights: only shapes matter)."""
     layers = [(3, 64), (64, 64), "pool", (64, 128), (128, 128), "pool", (128, 256)]
@@ -114,7 +114,7 @@ def test_fused_vgg_e_five_layers_move_their_input_and_output_only_as_in_alwani_2
     output (256x56x56) once, fp32: 3.64 MiB. Its whole-width bands hold about six rows of each
     224-wide map (Alwani's pyramids are narrower), so it needs ~1.4 MB for tiles rather than
     362 KB; with 362 KB it cuts the group once and moves more."""
-    front = _vgg_e_first_five()
+    front = vgg_e_first_five()
     g = front.graph
     weights = sum(t.nbytes for t in g.tensors.values() if t.name.startswith(("w", "b")))
     fm = lambda r: r.traffic()["dram.read"] + r.traffic()["dram.write"] - weights   # noqa: E731
