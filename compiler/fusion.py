@@ -19,29 +19,35 @@ Policies (`POLICIES`):
   over the feature map as in DeFiNES (Mei et al., HPCA 2023) and Stream (Symons et al., 2022).
 
 **Tiles.** A group is cut along one tile axis shared by all its tiled tensors (the samples of a
-batch: axis 0 of NCHW activations; axis 1 after the transpose a weight gradient makes) and,
-where every member maps feature-map rows, also into bands of rows (axis 2). Tensors without the
-tile axis (weights, per-channel statistics, scalars) are *whole*: loaded once and held for the
-whole group. Sample tiles need no halo. Row bands do: a 3x3 conv's band of output rows needs
-its band of input rows plus one row above and below. Halos are **recomputed** (DeFiNES's
-"fully recompute" mode): each band recomputes the overlapping rows of every intermediate it
-needs and re-reads the overlapping rows of every external input; the extra work is counted per
-member (`Tiling.recompute`) and the extra reads per input (`Tiling.load`). DeFiNES's cached
-modes (keeping the overlap on chip between bands) are not modelled.
+batch: axis 0 of NCHW activations; axis 1 after the transpose a weight gradient makes). Tensors
+without it (weights, per-channel statistics, scalars) are *whole*: loaded once and held for the
+whole group. A group runs in the largest blocks of samples that fit; when one sample does not,
+it is cut further: in chunks (every member a pure map) or planes (every member works per
+(sample, channel) plane) — no halo — else in bands of feature-map rows (every member maps rows).
+A 3x3 conv's band of output rows needs one more input row on each side: a halo. With
+`halo="cache"` the rows a band shares with the previous one stay on chip (line buffers) and every
+row is computed and read once; with `halo="recompute"` (DeFiNES's "fully recompute" mode) each
+band recomputes the overlapping rows of every intermediate it needs and re-reads those of every
+external input, counted per member (`Tiling.recompute`) and per input (`Tiling.load`). Both hold
+the same rows per band. Tiles spanning the map's width only: DeFiNES's 2-D tiles and mixed modes
+are not modelled.
 
 **Barriers.** A member's result that reduces over the tile axis (batch-norm statistics, bias
 and weight gradients: a *sink*) is complete only when every tile has passed, so nothing that
 reads it, directly or through other nodes, may join its group: in the exported training graphs
-every batch-norm layer therefore splits into its statistics pass and its normalise pass.
+every batch-norm layer therefore splits into its statistics passes and its normalise pass.
 
 **Legality.** A node joins a group only if no path leaves the group and comes back into it
-(`D`: the open groups each tensor depends on) and it reads no sink result of the group (`S`),
-so the groups contract to a DAG (`order`); and only nodes of one scope (task, inner step, part)
-form a group, so per-phase costs stay exact. Groups stay open for `WINDOW` lowered nodes after
-their last member, which bounds the work per node (the pass is linear in the graph).
+(`D`: the groups each tensor depends on, a group's results inheriting what the whole group
+depends on) and it reads no sink result of the group (`S`), so the groups contract to a DAG
+(`order`); and only nodes of one scope (task, inner step, part) form a group, so per-phase costs
+stay exact. Groups stay open for `WINDOW` lowered nodes after their last member and `LIFETIME`
+after their first, which bounds the work per node (the pass is linear in the graph).
 
 **Capacity.** With `budget` (bytes of on-chip memory a group's tile may use), a group whose
-finest tiling does not fit is cut into consecutive parts that do (`tiling`).
+finest tiling does not fit is cut into consecutive parts that do (`tiling`); a part that needs
+bands of rows is also compared with cutting it before an array member, and the cheaper in
+off-chip bytes is kept.
 """
 
 from __future__ import annotations
@@ -278,7 +284,6 @@ class _Open:
     axes: dict[str, int | None] = field(default_factory=dict)   # storage -> tile axis (None: whole)
     produced: set[str] = field(default_factory=set)
     samples: int = 0
-    rows: bool = True
     last: int = 0
 
 
@@ -457,6 +462,7 @@ class _Former:
             len(self.g.tensor(o).shape) == 4 and ax in (0, 1) for o, ax in tiled_out) and all(
             self.g.tensor(n.inputs[p]).shape == self.g.tensor(self.v.base(n.inputs[p])).shape for p, _ in tiled_in)
         row_maps = a.rows or {}
+        rows = rows and all(p in row_maps for p, _ in tiled_in)
         flat = a.flat
         plane = a.plane or a.flat
         member = Member(
@@ -468,7 +474,6 @@ class _Former:
             driver=self.v.base(n.inputs[a.driver]) if a.driver is not None else "", rows=rows, flat=flat, plane=plane)
         g.axes.update(updates)
         g.samples = samples
-        g.rows = g.rows and rows
         g.members.append(member)
         g.produced.update(o for o in n.outputs if o)
         g.last = pos
