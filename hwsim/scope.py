@@ -29,6 +29,7 @@ PARTS = (
     "meta_grad",      # gradient of the query loss w.r.t. the meta-parameters
     "meta_reduce",    # reduction of task meta-gradients over the meta-batch
     "outer_update",   # optimizer update of the meta-parameters
+    "recompute",      # an inner step's activations recomputed for the meta-gradient (checkpointing)
     "reconfig",       # loading a fabric configuration (charged by the lowering, not a graph node)
     "other",          # anything the exporter could not attribute more precisely
 )

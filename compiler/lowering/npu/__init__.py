@@ -20,11 +20,14 @@ from __future__ import annotations
 from hwsim.config import NPU
 from hwsim.program import Program
 
+from ...fusion import HALOS, POLICIES as FUSIONS, fuse
 from ...ir import Graph, Role
-from ...workload import Workload
-from .. import LOWERINGS
+from ...precision import PRECISIONS, check_against_hardware, check_phase, numeric_plan
+from ...recompute import RECOMPUTES, recompute as recompute_graph
+from ...workload import Workload, graph_workloads
+from .. import LOWERINGS, LoweringError
 from .emit import DETAILS, emit
-from .memory import plan_memory, stored_bytes
+from .memory import fusion_budget, plan_memory, stored_bytes
 from .placement import place
 from .streaming import MAX_STREAM_TILES
 
@@ -40,13 +43,75 @@ NOT_MODELLED = [
 ]
 
 
+# What a fused lowering does not model, in place of the "operator fusion" line above.
+NOT_MODELLED_FUSED = [
+    "a fused group is cut in bands spanning the feature map's width (or in chunks or planes of a "
+    "sample); 2-D tiles and DeFiNES's mixed cached/recompute modes are not modelled",
+    "a fused group's array and vector members overlap as a two-stage pipeline over its tiles; "
+    "each member's pipeline fill is paid once per group, not per tile",
+    "a fused group takes room for one tile's working set; its external results go to DRAM even "
+    "when they would fit on chip",
+]
+
+# The lowering options, their allowed values and defaults (the defaults give today's lowering
+# exactly: tests/compiler/test_codesign_defaults.py).
+OPTIONS = {
+    "detail": (DETAILS, "node"),
+    "precision": ((None, *PRECISIONS), None),
+    "fusion": (FUSIONS, "none"),
+    "halo": (HALOS, "cache"),
+    "recompute": (RECOMPUTES, "stash_all"),
+}
+
+
 @LOWERINGS.register("npu")
-def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU, *, detail: str = "node") -> Program:
-    """The Program of `graph` on `hw`. `detail`: "node" (closed-form streaming, the default) or
-    "tiles" (every streamed tile a task: the reference the closed form is tested against)."""
-    placed = place(graph, workloads, hw.cores)
-    plan = plan_memory(graph, workloads, hw, placed)
-    return emit(plan, hw, name=graph.name, metadata=graph.metadata, not_modelled=NOT_MODELLED, detail=detail)
+def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU, *, detail: str = "node",
+              precision: str | None = None, fusion: str = "none", halo: str = "cache",
+              recompute: str = "stash_all", **unknown: object) -> Program:
+    """The Program of `graph` on `hw`.
+
+    * `detail`: "node" (closed-form streaming, the default) or "tiles" (every streamed tile a
+      task: the reference the closed form is tested against).
+    * `precision`: None (the graph's types, or the NPU's `datatype`), "fp32", "bf16", "fp16"
+      or "int8" (infer/adapt only) — `compiler.precision`.
+    * `fusion`: "none", "layer" (conv-bn-relu-pool groups) or "depth_first" (groups across
+      layers, tiled over the feature map) — `compiler.fusion`.
+    * `halo`: what a fused group's bands of rows do with the rows they share: "cache" (kept
+      on chip for the next band) or "recompute" (DeFiNES's fully-recompute mode).
+    * `recompute`: "stash_all" (keep every inner-step activation for the meta-gradient),
+      "per_step" (keep each inner step's inputs, recompute its activations) or "all"
+      (recompute from the meta-parameters) — `compiler.recompute`.
+
+    A bad option is a `LoweringError` naming the allowed values."""
+    check_options(detail=detail, precision=precision, fusion=fusion, halo=halo, recompute=recompute, **unknown)
+    check_against_hardware(precision, hw.datatype, hw.name)
+    check_phase(graph, precision)
+    if recompute != "stash_all":
+        graph = recompute_graph(graph, recompute)
+        workloads = {**workloads, **graph_workloads(graph.with_nodes(
+            n for n in graph.nodes if n.name not in workloads))}
+    numeric = numeric_plan(graph, workloads, precision) if precision is not None and hw.datatype is None else None
+    groups = None
+    if fusion != "none":
+        nbytes = (lambda t: numeric.nbytes(graph, t)) if numeric is not None \
+            else (lambda t: stored_bytes(graph, t, hw.datatype))
+        groups = fuse(graph, workloads, fusion, nbytes=nbytes, budget=fusion_budget(hw), halo=halo)
+    placed = place(graph, workloads, hw.cores, groups)
+    plan = plan_memory(graph, workloads, hw, placed, numeric, groups, halo)
+    not_modelled = NOT_MODELLED if groups is None else \
+        [line for line in NOT_MODELLED if not line.startswith("operator fusion")] + NOT_MODELLED_FUSED
+    return emit(plan, hw, name=graph.name, metadata=graph.metadata, not_modelled=not_modelled, detail=detail)
+
+
+def check_options(**options: object) -> None:
+    """One clear line for an unknown option or value (`LoweringError`, exit code 2)."""
+    for name, value in options.items():
+        if name not in OPTIONS:
+            raise LoweringError(f"unknown NPU lowering option {name!r}; known: {', '.join(OPTIONS)}")
+        allowed, _ = OPTIONS[name]
+        if value not in allowed:
+            shown = ", ".join("unset" if a is None else str(a) for a in allowed)
+            raise LoweringError(f"unknown {name} {value!r}; known: {shown}")
 
 
 def compulsory_dram_bytes(graph: Graph, hw: NPU | None = None) -> int:
@@ -62,4 +127,5 @@ def compulsory_dram_bytes(graph: Graph, hw: NPU | None = None) -> int:
     return reads + writes
 
 
-__all__ = ["lower_npu", "compulsory_dram_bytes", "stored_bytes", "DETAILS", "MAX_STREAM_TILES", "NOT_MODELLED"]
+__all__ = ["lower_npu", "check_options", "compulsory_dram_bytes", "stored_bytes", "DETAILS", "OPTIONS",
+           "MAX_STREAM_TILES", "NOT_MODELLED"]

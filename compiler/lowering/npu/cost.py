@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from hwsim.config import NPU
 from hwsim.registry import Registry
@@ -23,6 +23,9 @@ from ...ir import DTYPE_BYTES, Graph, Node
 from ...workload import Kind, Workload
 from ..gemm import as_gemm, compute_dtype
 from ..systolic import gemm_cost
+
+if TYPE_CHECKING:
+    from ...precision import NumericPlan
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class CostContext:
     out_pool: str                 # the buffer results are written to ("sram" or "ofmap")
     nbytes: Callable[[str], int]  # a tensor's bytes as stored on this NPU
     base: Callable[[str], str]    # a tensor's storage (through views)
+    # Stored and arithmetic types chosen by a precision option (compiler.precision); None: the
+    # graph's own types, or the NPU's datatype for every floating tensor.
+    numeric: "NumericPlan | None" = None
 
 
 CostRule = Callable[[CostContext, Node, Workload, dict[str, str]], NodeCost]
@@ -56,8 +62,17 @@ def is_float(dtype: str) -> bool:
 def stored_dtype(ctx: CostContext, node: Node) -> tuple[str, str]:
     """(the graph's arithmetic type of the node, the type the NPU computes it in)."""
     graph_dtype = compute_dtype(ctx.graph, node)
+    if ctx.numeric is not None:
+        return graph_dtype, ctx.numeric.node[node.name]
     dtype = ctx.hw.datatype if ctx.hw.datatype and is_float(graph_dtype) else graph_dtype
     return graph_dtype, dtype
+
+
+def macs_per_pe(hw: NPU, dtype: str) -> int:
+    """MACs one PE completes per cycle at `dtype`: the array's `macs_per_pe[dtype]` where the
+    config has that field (a proposed `SystolicArray` field, docs/codesign.md), else 1."""
+    table: Mapping[str, int] = getattr(hw.array, "macs_per_pe", None) or {}
+    return int(table.get(dtype, 1))
 
 
 @COST_RULES.register(Kind.MATMUL.value, Kind.CONV.value)
@@ -69,18 +84,25 @@ def array_cost(ctx: CostContext, node: Node, wl: Workload, in_pools: dict[str, s
     out = ctx.out_pool
     sr, sc, t, repeats = as_gemm(ctx.graph, node, wl)
     a = ctx.hw.array
-    cost = gemm_cost(sr, sc, t, a.rows, a.cols, a.dataflow.value)
-    esize = DTYPE_BYTES.get(dtype, 4)
+    # A PE completing m MACs per cycle works through the reduction m elements at a time: the
+    # fold structure of a reduction m times shorter, each streamed operand element m wide.
+    m = macs_per_pe(ctx.hw, dtype)
+    cost = gemm_cost(sr, sc, -(-t // m), a.rows, a.cols, a.dataflow.value)
+    e_ifm = e_flt = e_out = DTYPE_BYTES.get(dtype, 4)
+    if ctx.numeric is not None:   # each operand at its own stored width
+        e_ifm, e_flt, e_out = (_element_bytes(ctx, name, dtype) for name in
+                               (ins[0] if ins else "", ins[1] if len(ins) > 1 else "",
+                                next((o for o in node.outputs if o), "")))
     ifm = in_pools.get(ins[0], out) if ins else out
     flt = in_pools.get(ins[1], out) if len(ins) > 1 else ifm
     reads: dict[str, float] = defaultdict(float)
-    reads[ifm] += repeats * esize * cost.ifmap_sram_reads
-    reads[flt] += repeats * esize * cost.filter_sram_reads
-    reads[out] += repeats * esize * cost.ofmap_sram_reads
+    reads[ifm] += repeats * e_ifm * cost.ifmap_sram_reads * m
+    reads[flt] += repeats * e_flt * cost.filter_sram_reads * m
+    reads[out] += repeats * e_out * cost.ofmap_sram_reads
     actions = {f"mac.{dtype}": float(wl.macs)}
     for pool, b in reads.items():
         actions[f"{pool}.read"] = float(b)
-    actions[f"{out}.write"] = float(repeats * esize * cost.ofmap_sram_writes)
+    actions[f"{out}.write"] = float(repeats * e_out * cost.ofmap_sram_writes)
     if wl.flops:  # bias / alpha / beta on the accumulator path: counted, overlapped
         actions[f"vector.{dtype}"] = float(wl.flops)
     return NodeCost("array", float(repeats * cost.cycles), actions)
@@ -98,9 +120,14 @@ def vector_cost(ctx: CostContext, node: Node, wl: Workload, in_pools: dict[str, 
     v = ctx.hw.vector
     buffers = ctx.hw.on_chip_buffers
     # bytes at the stored width: the workload counts the graph's types
-    scale = (DTYPE_BYTES[dtype] / DTYPE_BYTES.get(graph_dtype, 4)) if dtype != graph_dtype else 1.0
-    bytes_read = wl.bytes_read * scale
-    bytes_written = wl.bytes_written * scale
+    if ctx.numeric is None:
+        scale = (DTYPE_BYTES[dtype] / DTYPE_BYTES.get(graph_dtype, 4)) if dtype != graph_dtype else 1.0
+        bytes_read = wl.bytes_read * scale
+        bytes_written = wl.bytes_written * scale
+    else:   # operand by operand: a precision plan stores tensors of one node at several widths
+        g = ctx.graph
+        bytes_read = wl.bytes_read + sum(ctx.nbytes(ctx.base(i)) - g.tensor(i).nbytes for i in node.inputs if i)
+        bytes_written = wl.bytes_written + sum(ctx.nbytes(o) - g.tensor(o).nbytes for o in node.outputs if o)
     trans = int(wl.dims.get("transcendental", 0))
     lane_ops = wl.flops + trans * (v.transcendental_cycles - 1)
     port_bw = min(buffers[p].bytes_per_cycle for p in {*in_pools.values(), out})
@@ -118,6 +145,13 @@ def vector_cost(ctx: CostContext, node: Node, wl: Workload, in_pools: dict[str, 
     if lane_ops:
         actions[f"vector.{dtype}"] = float(lane_ops)
     return NodeCost("vector", cycles, actions)
+
+
+def _element_bytes(ctx: CostContext, name: str, default: str) -> int:
+    """Bytes per element of a tensor as stored (`default`'s width for a missing operand)."""
+    if not name:
+        return DTYPE_BYTES.get(default, 4)
+    return DTYPE_BYTES[ctx.numeric.tensor[ctx.base(name)]]
 
 
 @lru_cache(maxsize=65536)

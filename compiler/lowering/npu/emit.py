@@ -23,7 +23,7 @@ from __future__ import annotations
 from hwsim.config import NPU
 from hwsim.program import Program, ResourceSpec, Task, TaskKind
 
-from .plan import COMPUTED, END, STARTED, Compute, MemoryPlan, Ref, Streamed, Transfer
+from .plan import COMPUTED, END, STARTED, Compute, Fused, MemoryPlan, Ref, Streamed, Transfer
 from .streaming import share
 
 DETAILS = ("node", "tiles")
@@ -118,9 +118,12 @@ class _Emitter:
                             nodes=(step.node,), streams=streams,
                             stream_chunks=step.stream_chunks)
             self.ends.append({END: tid})
-        elif isinstance(step, Streamed):
+        elif isinstance(step, (Streamed, Fused)):
             first = len(self.tasks)
-            computed, done = (self._tiles(step) if self.detail == "tiles" else self._closed_form(step))
+            if isinstance(step, Fused):
+                computed, done = (self._fused_tiles(step) if self.detail == "tiles" else self._fused(step))
+            else:
+                computed, done = (self._tiles(step) if self.detail == "tiles" else self._closed_form(step))
             started = next(t for t in range(first, len(self.tasks)) if self.tasks[t].kind is TaskKind.COMPUTE)
             self.ends.append({COMPUTED: computed, END: done, STARTED: started})
         else:  # pragma: no cover - the plan has three kinds of step
@@ -202,6 +205,110 @@ class _Emitter:
                          {f"{s.out_pool}.read": last_out, "dram.write": last_out}, {"dram": last_out},
                          self._mem(s.core, s.out_pool, out_stage))
         return c, done
+
+    # ---- fused groups ----------------------------------------------------------------------------
+    def _fused(self, s: Fused) -> tuple[int, int]:
+        """A fused group in closed form: the loads `S` of every tile; each unit with work
+        streams from `S` in `tiles` chunks, both at once (they work on different tiles); the
+        unit of the group's last member finishes its last tile after the other unit's (a
+        `tail` of one tile's work); early stores after the loads, the last store after the
+        tail. With one tile the two units run one after the other."""
+        deps = [self._task(d) for d in (*s.in_deps, *s.reads, s.window, *s.room)]
+        lat = self._latency()
+        streams: tuple[int, ...] = ()
+        if s.load_bytes:
+            streams = (self._dma(s.core, f"stream-in {s.name}", s.load_bytes, deps, s.scope,
+                                 {"dram.read": s.load_bytes, f"{s.in_pool}.write": s.load_bytes}, {}, {},
+                                 extra=(s.tiles - 1) * lat),)
+        work = self._mem(s.core, s.out_pool, s.working_set)
+        last = s.last_unit
+        units = [(u, c) for u, c in (("array", s.array_cycles), ("vector", s.vector_cycles)) if c > 0] \
+            or [(last, 0.0)]
+        other = [(u, c) for u, c in units if u != last]
+        mine = next((c for u, c in units if u == last), 0.0)
+        actions = s.actions
+        before: list[int] = []
+        for u, c in other:   # at most one: the unit that is not the last member's
+            before.append(self._compute(s, u, c, deps, streams, s.tiles, actions, work, {}))
+            actions, work = {}, {}
+        tail = mine / s.tiles if before and s.tiles > 1 else (mine if before else 0.0)
+        if mine - tail > 0 or not before:
+            before.append(self._compute(s, last, mine - tail, deps, streams, s.tiles, actions, work, {}))
+            actions, work = {}, {}
+        free = _merged(self._mem(s.core, s.out_pool, s.working_set), s.free_computed)
+        if tail > 0:
+            computed = self._compute(s, last, tail, [*deps, *before], (), 1, actions, work, free)
+        else:   # one unit, one task: it releases what the group held
+            computed = before[-1]
+            t = self.tasks[computed]
+            t.mem_free = _merged(dict(t.mem_free), free)
+        return computed, self._fused_stores(s, streams, computed, lat)
+
+    def _compute(self, s: Fused, unit: str, cycles: float, deps, streams: tuple[int, ...], chunks: int,
+                 actions: dict[str, float], alloc: dict[str, int], free: dict[str, int]) -> int:
+        return self._add(kind=TaskKind.COMPUTE, name=f"{s.name} [{unit}]", resources=(f"core{s.core}.{unit}",),
+                         deps=deps, cycles=cycles, actions=actions, mem_alloc=alloc, mem_free=free,
+                         scope=s.scope, op_type="Fused", nodes=s.nodes, streams=streams,
+                         stream_chunks=chunks if streams else 1)
+
+    def _fused_stores(self, s: Fused, streams: tuple[int, ...], computed: int, lat: float) -> int:
+        if not s.out_bytes:
+            return computed
+        last_out = share(s.out_bytes, s.tiles, s.tiles - 1)
+        early_out = s.out_bytes - last_out
+        early = None
+        if early_out:
+            n = sum(1 for k in range(s.tiles - 1) if share(s.out_bytes, s.tiles, k))
+            early = self._dma(s.core, f"stream-out {s.name} [1-{s.tiles - 1}/{s.tiles}]", early_out,
+                              (*streams, computed if not streams else None), s.scope,
+                              {f"{s.out_pool}.read": early_out, "dram.write": early_out}, {"dram": early_out}, {},
+                              extra=(n - 1) * lat)
+        return self._dma(s.core, f"stream-out {s.name} [{s.tiles}/{s.tiles}]", last_out, (computed, early), s.scope,
+                         {f"{s.out_pool}.read": last_out, "dram.write": last_out}, {"dram": last_out}, {})
+
+    def _fused_tiles(self, s: Fused) -> tuple[int, int]:
+        """The tile-level reference of a fused group: per tile a load, the other unit's share,
+        the last member's unit's share, a store; the load of tile k waits for tile k-lookback
+        to be computed (tile buffers)."""
+        deps = [self._task(d) for d in (*s.in_deps, *s.reads, s.window, *s.room)]
+        last = s.last_unit
+        other = "vector" if last == "array" else "array"
+        shares = [(u, c) for u, c in ((other, s.array_cycles if other == "array" else s.vector_cycles),
+                                      (last, s.array_cycles if last == "array" else s.vector_cycles)) if c > 0] \
+            or [(last, 0.0)]
+        ends: list[int] = []
+        prev: dict[str, int | None] = {u: None for u, _ in shares}
+        stores: list[int] = []
+        for k in range(s.tiles):
+            part = share(s.load_bytes, s.tiles, k)
+            gate = None if k < s.lookback else ends[k - s.lookback]
+            ld = None
+            if part:
+                ld = self._dma(s.core, f"stream-in {s.name} [{k + 1}/{s.tiles}]", part, (*deps, gate), s.scope,
+                               {"dram.read": part, f"{s.in_pool}.write": part}, {}, {})
+            after: int | None = ld
+            for j, (u, c) in enumerate(shares):
+                first = k == 0 and j == 0
+                final = k == s.tiles - 1 and j == len(shares) - 1
+                t = self._add(kind=TaskKind.COMPUTE, name=f"{s.name} [{u} {k + 1}/{s.tiles}]",
+                              resources=(f"core{s.core}.{u}",), deps=(*deps, after, prev[u]), cycles=c / s.tiles,
+                              actions=s.actions if first else {},
+                              mem_alloc=self._mem(s.core, s.out_pool, s.working_set) if first else {},
+                              mem_free=_merged(self._mem(s.core, s.out_pool, s.working_set), s.free_computed)
+                              if final else {},
+                              scope=s.scope, op_type="Fused", nodes=s.nodes)
+                prev[u] = after = t
+            ends.append(after)
+            out_part = share(s.out_bytes, s.tiles, k)
+            if out_part:
+                stores.append(self._dma(s.core, f"stream-out {s.name} [{k + 1}/{s.tiles}]", out_part, (after,),
+                                        s.scope, {f"{s.out_pool}.read": out_part, "dram.write": out_part},
+                                        {"dram": out_part}, {}))
+        done = stores[-1] if stores else ends[-1]
+        if len(stores) > 1:
+            done = self._add(kind=TaskKind.COMPUTE, name=f"{s.name} [stored]", resources=(f"core{s.core}.{last}",),
+                             deps=tuple(stores), cycles=0, scope=s.scope, op_type="Fused", nodes=s.nodes)
+        return ends[-1], done
 
     def _latency(self) -> float:
         """The latency of a DMA path (DRAM, and the interconnect on several cores)."""

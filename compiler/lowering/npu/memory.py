@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hwsim.config import NPU
 
@@ -30,8 +31,19 @@ from ...workload import Kind, Workload
 from .. import LoweringError
 from .cost import CostContext, NodeCost, is_float, node_cost
 from .placement import Placed
-from .plan import COMPUTED, END, Compute, MemoryPlan, Ref, Step, Streamed, Transfer, merge_into
+from .plan import COMPUTED, END, Compute, Fused, MemoryPlan, Ref, Step, Streamed, Transfer, merge_into
 from .streaming import DRAM_BURST_BYTES, MAX_STREAM_TILES, stream_layout
+
+if TYPE_CHECKING:
+    from ...fusion import FusionPlan, Group
+    from ...precision import NumericPlan
+
+
+def fusion_budget(hw: NPU) -> int:
+    """Bytes of its result buffer one tile of a fused group may hold: all of it, as a streamed
+    op takes its buffers whole (what is resident is evicted, spilled if live)."""
+    out_pool = "sram" if hw.sram is not None else "ofmap"
+    return hw.on_chip_buffers[out_pool].size_bytes
 
 
 def stored_bytes(graph: Graph, name: str, datatype: str | None) -> int:
@@ -43,10 +55,25 @@ def stored_bytes(graph: Graph, name: str, datatype: str | None) -> int:
     return t.nbytes
 
 
-def plan_memory(graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: list[Placed]) -> MemoryPlan:
-    planner = _Planner(graph, workloads, hw, placed)
-    for p in placed:
-        planner.node(p.node, p.workload, planner.cores[p.core])
+def plan_memory(graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: list[Placed],
+                numeric: "NumericPlan | None" = None, fusion: "FusionPlan | None" = None,
+                halo: str = "cache") -> MemoryPlan:
+    """`numeric`: the stored and arithmetic types a precision option chose (None: the graph's
+    types, or the NPU's datatype for every floating tensor). `fusion`: groups to run tile by
+    tile (`placed` then lists each group's members together, in their order), with `halo` rows
+    cached or recomputed."""
+    planner = _Planner(graph, workloads, hw, placed, numeric)
+    k = 0
+    while k < len(placed):
+        p = placed[k]
+        index = fusion.group_of.get(p.node.name) if fusion is not None else None
+        if index is None:
+            planner.node(p.node, p.workload, planner.cores[p.core])
+            k += 1
+            continue
+        group = fusion.groups[index]
+        planner.group(group, placed[k:k + len(group.members)], planner.cores[p.core], halo)
+        k += len(group.members)
     planner.write_back_outputs()
     return MemoryPlan(planner.steps, planner.initial_dram_bytes(), planner.demand.points)
 
@@ -143,10 +170,13 @@ class _TensorState:
 
 
 class _Planner:
-    def __init__(self, graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: list[Placed]) -> None:
+    def __init__(self, graph: Graph, workloads: dict[str, Workload], hw: NPU, placed: list[Placed],
+                 numeric: "NumericPlan | None" = None) -> None:
         self.g, self.w, self.hw = graph, workloads, hw
         self.steps: list[Step] = []
-        self._nbytes = {n: stored_bytes(graph, n, hw.datatype) for n in graph.tensors}
+        self.numeric = numeric
+        self._nbytes = ({n: stored_bytes(graph, n, hw.datatype) for n in graph.tensors} if numeric is None
+                        else {n: numeric.nbytes(graph, n) for n in graph.tensors})
         self.buffers = hw.on_chip_buffers
         self.unified = hw.sram is not None
         self.cores = [_Core(i, {n: _Pool(n, b.size_bytes, b.double_buffered) for n, b in self.buffers.items()})
@@ -165,7 +195,7 @@ class _Planner:
             for i in p.node.inputs:
                 if i:
                     self.state[self.base(i)].remaining_uses += 1
-        self.cost = CostContext(graph, hw, self.out_pool, self.nbytes, self.base)
+        self.cost = CostContext(graph, hw, self.out_pool, self.nbytes, self.base, numeric)
         self.demand = _Demand(self, placed)
         self._costs: dict[tuple, NodeCost] = {}
 
@@ -414,6 +444,10 @@ class _Planner:
                tuple((t[i].shape, t[i].dtype, in_pools[i]) for i in ins),
                tuple((t[i].shape, t[i].dtype) for i in (self.base(x) for x in node.inputs if x)),
                tuple((t[o].shape, t[o].dtype) for o in outs))
+        if self.numeric is not None:   # one graph type may be stored at several widths
+            types = self.numeric.tensor
+            key += (self.numeric.node[node.name], tuple(types[self.base(x)] for x in node.inputs if x),
+                    tuple(types[o] for o in outs))
         cost = self._costs.get(key)
         if cost is None:
             cost = self._costs[key] = node_cost(self.cost, node, wl, in_pools)
@@ -466,6 +500,109 @@ class _Planner:
             s = self.state[o]
             s.in_dram, s.dram_ready, s.dram_bytes = True, done, self.nbytes(o)
         for i in ins:
+            self._release_dram_if_dead(i, computed)
+
+    # ---- a fused group ---------------------------------------------------------------------------
+    def group(self, group: "Group", members: list[Placed], core: _Core, halo: str = "cache") -> None:
+        """A fused group (`compiler.fusion`): tile by tile when one of its members would stream
+        on its own (its intermediates then never leave the chip), else node by node — a group
+        whose every node fits is already kept on chip by the residency policy."""
+        from ...fusion import tiling
+
+        tiles = None
+        if any(not self._fits_alone(p.node, core) for p in members):
+            tiles = tiling(group, self.nbytes, fusion_budget(self.hw), halo)
+        if tiles is None:
+            for p in members:
+                self.node(p.node, p.workload, core)
+            return
+        self._fused(group, members, tiles, core)
+
+    def _fits_alone(self, node: Node, core: _Core) -> bool:
+        """Whether `node`'s distinct operands and results fit its buffers at once (as `node`)."""
+        needs: dict[str, int] = defaultdict(int)
+        for i in dict.fromkeys(self.base(i) for i in node.inputs if i):
+            needs[core.where.get(i) or self.load_pool(i)] += self.nbytes(i)
+        needs[self.out_pool] += sum(self.nbytes(o) for o in node.outputs if o)
+        return all(b <= core.pools[p].capacity for p, b in needs.items())
+
+    def _fused(self, group: "Group", members: list[Placed], tiles, core: _Core) -> None:
+        """Plan a group as one `Fused` step: room for one tile's working set in the result
+        buffer, its external inputs read where they sit on chip or streamed in from DRAM (with
+        the halo re-reads of `tiles.load`), its external results streamed out to DRAM, each
+        member's cost scaled by its recompute factor."""
+        first = members[0].node
+        scope = str(first.scope)
+        window = core.computes[-self.lookback] if len(core.computes) >= self.lookback else None
+        pool = core.pools[self.out_pool]
+        resident = [i for i in group.inputs if i in core.where]
+        pinned = set(resident) if (tiles.working_set + sum(self.nbytes(i) for i in resident
+                                                            if core.where[i] == self.out_pool)
+                                   <= pool.capacity) else set()
+        room = self._make_room(core, self.out_pool, tiles.working_set, pinned, scope)
+        reads: list[Ref] = []
+        in_deps: list[Ref | None] = []
+        in_pools: dict[str, str] = {}
+        load_bytes = 0
+        for i in group.inputs:
+            if i in core.where:   # read where it sits
+                in_pools[i] = core.where[i]
+                reads.append(self.state[i].ready_on[core.index])
+                core.pools[in_pools[i]].resident.move_to_end(i)
+            else:
+                in_pools[i] = self.load_pool(i)
+                in_deps.append(self._ensure_in_dram(i, scope))
+                load_bytes += math.ceil(self.nbytes(i) * tiles.load.get(i, 1.0))
+        in_pool = self.load_pool(max(group.inputs, key=self.nbytes)) if group.inputs else self.out_pool
+        for t in group.kept:
+            in_pools.setdefault(t, self.out_pool)
+        for t in group.outputs:
+            in_pools.setdefault(t, self.out_pool)
+        cycles = {"array": 0.0, "vector": 0.0}
+        actions: dict[str, float] = defaultdict(float)
+        for p, m in zip(members, group.members):
+            ins = list(dict.fromkeys(self.base(i) for i in p.node.inputs if i))
+            outs = [o for o in p.node.outputs if o]
+            cost = self._node_cost(p.node, p.workload, ins, outs, {i: in_pools[i] for i in ins})
+            f = tiles.recompute.get(m.node, 1.0)
+            cycles[cost.unit] += cost.cycles * f
+            for a, c in cost.actions.items():
+                actions[a] += c * f
+        for p in members:
+            for i in p.node.inputs:
+                if i:
+                    self.state[self.base(i)].remaining_uses -= 1
+        out_bytes = sum(self.nbytes(o) for o in group.outputs)
+        index = len(self.steps)
+        for p in members:
+            self.demand.node(p.node, core.index, index)
+        step = Fused(f"fused {first.name} +{len(members) - 1}", group.nodes, core.index, cycles["array"],
+                     cycles["vector"], group.members[-1].unit, dict(actions), scope, in_pool, self.out_pool,
+                     load_bytes, out_bytes, tiles.tiles, self.lookback, tiles.working_set,
+                     [d for d in in_deps if d is not None], reads, window, room)
+        self.steps.append(step)
+        computed, done = (index, COMPUTED), (index, END)
+        core.computes.append(computed)
+        pool.release_later(done, tiles.working_set)
+        for i in resident:   # read in place: freed at their last use, like a node's operands
+            if i not in core.where:
+                continue
+            s = self.state[i]
+            if s.remaining_uses <= 0 and i not in self.outputs:
+                where = core.where.pop(i)
+                p = core.pools[where]
+                size = p.resident.pop(i)
+                p.used -= size
+                s.ready_on.pop(core.index, None)
+                core.last_reader.pop(i, None)
+                step.add_free(COMPUTED, self._mem(core.index, where, size))
+                p.release_later(computed, size)
+            else:
+                core.last_reader[i] = computed
+        for o in group.outputs:
+            s = self.state[o]
+            s.in_dram, s.dram_ready, s.dram_bytes, s.ready_on = True, done, self.nbytes(o), {}
+        for i in group.inputs:
             self._release_dram_if_dead(i, computed)
 
     def _check_smallest_tile(self, node: Node, wl: Workload, core: _Core, in_pools: dict[str, str]) -> None:

@@ -9,9 +9,13 @@ nodes in the graph's topological order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ...ir import Graph, Node
 from ...workload import Kind, Workload
+
+if TYPE_CHECKING:
+    from ...fusion import FusionPlan
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,20 @@ def lowered(wl: Workload) -> bool:
     return wl.kind is not Kind.NONE and not wl.dims.get("view")
 
 
-def place(graph: Graph, workloads: dict[str, Workload], cores: int) -> list[Placed]:
-    """The lowered nodes in program order, each with its core."""
+def place(graph: Graph, workloads: dict[str, Workload], cores: int,
+          fusion: "FusionPlan | None" = None) -> list[Placed]:
+    """The lowered nodes in program order, each with its core. With `fusion`, in its order:
+    each group's members together (a group belongs to one scope, hence to one core)."""
+    if fusion is None or not fusion.groups:
+        return [_placed(node, workloads[node.name], cores) for node in graph.nodes if lowered(workloads[node.name])]
+    by_name = {n.name: n for n in graph.nodes}
     out = []
-    for node in graph.nodes:
-        wl = workloads[node.name]
-        if lowered(wl):
-            task = node.scope.task
-            out.append(Placed(node, wl, 0 if task is None else task % cores))
+    for unit in fusion.order:
+        names = fusion.groups[unit].nodes if isinstance(unit, int) else (unit,)
+        out += [_placed(by_name[name], workloads[name], cores) for name in names]
     return out
+
+
+def _placed(node: Node, wl: Workload, cores: int) -> Placed:
+    task = node.scope.task
+    return Placed(node, wl, 0 if task is None else task % cores)

@@ -8,7 +8,10 @@ order the hardware is asked to do them:
 * `Compute` — a node whose operands and results fit its buffers, computing on its loads' data as
   it lands (`streams`);
 * `Streamed` — a node too large for its buffers, streamed from and to DRAM (the emitter turns it
-  into a closed-form pipeline of a few tasks, or into tiles for the reference).
+  into a closed-form pipeline of a few tasks, or into tiles for the reference);
+* `Fused` — a group of nodes (`compiler.fusion`) run tile by tile with their intermediates on
+  chip: external inputs stream in, external results stream out, the array and the vector unit
+  work on different tiles at once.
 
 A step waits for other steps through `Ref`s: (step index, endpoint). Every step has the endpoint
 `END` (it is over); a `Streamed` step also has `COMPUTED` (its last compute is over, its last
@@ -110,7 +113,44 @@ class Streamed:
         merge_into(self.free_computed, delta)
 
 
-Step = Union[Transfer, Compute, Streamed]
+@dataclass
+class Fused:
+    """A fused group run in `tiles` tiles: `load_bytes` (its external inputs not resident, halo
+    re-reads included) stream in through `in_pool`, `out_bytes` (its external results) stream
+    out; the array works `array_cycles` and the vector unit `vector_cycles` (recomputed halo
+    rows included), the unit of the group's last member (`last_unit`) finishing one tile after
+    the other. `working_set` bytes of `out_pool` are held while it computes. It starts once
+    `in_deps` (inputs' DRAM copies), `reads` (inputs read where they sit on chip), `window` and
+    `room` are over."""
+
+    name: str
+    nodes: tuple[str, ...]
+    core: int
+    array_cycles: float
+    vector_cycles: float
+    last_unit: str
+    actions: dict[str, float]
+    scope: str
+    in_pool: str
+    out_pool: str
+    load_bytes: int
+    out_bytes: int
+    tiles: int
+    lookback: int
+    working_set: int
+    in_deps: list[Ref]
+    reads: list[Ref]
+    window: Ref | None
+    room: list[Ref]
+    free_computed: dict[str, int] = field(default_factory=dict)   # released when the last compute ends
+
+    def add_free(self, endpoint: str, delta: dict[str, int]) -> None:
+        if endpoint != COMPUTED:
+            raise ValueError("a fused group releases memory when its last compute ends")
+        merge_into(self.free_computed, delta)
+
+
+Step = Union[Transfer, Compute, Streamed, Fused]
 
 
 @dataclass
