@@ -63,13 +63,11 @@ import numpy as np
 
 from .ir import Graph, Node
 from .workload import Kind, Workload
-
-POLICIES = ("none", "layer", "depth_first")
-# What a band of rows does with the rows it shares with its neighbour (DeFiNES's modes for
-# tiles spanning the feature map's width): keep them on chip for the next band (`cache`: line
-# buffers, every row computed and read once) or recompute them (`recompute`: each band
-# recomputes its halo and re-reads its inputs' halo rows).
-HALOS = ("cache", "recompute")
+# POLICIES: none, layer, depth_first. HALOS: what a band of rows does with the rows it shares
+# with its neighbour (DeFiNES's modes for tiles spanning the feature map's width): keep them on
+# chip for the next band (`cache`: line buffers, every row computed and read once) or recompute
+# them (`recompute`: each band recomputes its halo and re-reads its inputs' halo rows).
+from .options import FUSIONS as POLICIES, HALOS
 
 # Lowered nodes a group stays open after its last member, and at most after its first. Long
 # enough for the exported backward chains (a batch-norm backward interleaves ~40 nodes of other

@@ -43,8 +43,9 @@ from .ir import DTYPE_BYTES, Graph, Node, Role
 from .lowering import LoweringError
 from .lowering.gemm import compute_dtype
 from .workload import Kind, Workload
+from .options import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
 # The stored type of the narrow class under each precision, and of reduction results.
 NARROW = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
 ACCUMULATE = {"fp32": "float32", "bf16": "float32", "fp16": "float32", "int8": "int32"}

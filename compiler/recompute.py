@@ -34,8 +34,8 @@ from hwsim.scope import Scope
 
 from .ir import Graph, Node, Role
 from .passes import eliminate_dead_nodes
+from .options import RECOMPUTES
 
-RECOMPUTES = ("stash_all", "per_step", "all")
 # Parts of an inner step whose values per_step recomputes; `all` recomputes updates too.
 STEP_PARTS = frozenset({"forward", "loss", "backward"})
 INNER_PARTS = frozenset({"forward", "loss", "backward", "update"})

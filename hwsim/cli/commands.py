@@ -42,9 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a symbolic input dimension (repeatable)")
     limit_args(p)
-    p.add_argument("--detail", choices=("node", "tiles"), default="node",
-                   help="NPU streaming model: node (closed form, default) or tiles (every streamed tile a "
-                        "task: the slower reference)")
+    lowering_args(p)
     p.set_defaults(run=simulate)
 
     p = sub.add_parser("compare", help="several algorithms x hardware targets, phase by phase")
@@ -55,6 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, required=True, help="output folder (report.md, CSVs)")
     p.add_argument("--accuracy", nargs="+", type=Path, default=[], metavar="TRAIN_JSON",
                    help="`hwsim train --out` results to set beside the simulated cost")
+    lowering_args(p)
     p.set_defaults(run=compare)
 
     p = sub.add_parser("demo", help="MAML vs FOMAML on the sinusoid task, every phase, on edge-npu")
@@ -63,6 +62,36 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--meta-batch", type=int, default=25)
     p.add_argument("--inner-steps", type=int, default=1, help="k (the paper meta-trains the sinusoid with 1)")
     p.set_defaults(run=demo)
+
+
+def lowering_args(p: argparse.ArgumentParser) -> None:
+    """The NPU lowering's options (`compiler.options`: streaming detail and the co-design knobs);
+    each is passed on only when given."""
+    from compiler.options import OPTIONS
+
+    helps = {"detail": "streaming: node (closed form, the default) or tiles (every streamed tile a task: "
+                       "the slower reference)",
+             "precision": "store and compute floating tensors at this type (float32 master weights and "
+                          "updates under bf16/fp16; int8 for infer/adapt); default: the graph's types",
+             "fusion": "fuse layers so intermediates stay on chip: layer (conv-bn-relu-pool groups) or "
+                       "depth_first (across layers over row bands of the feature map)",
+             "halo": "fused row bands keep the rows they share on chip (cache) or recompute them",
+             "recompute": "inner-loop checkpointing: stash_all (keep every activation), per_step "
+                          "(recompute each step's activations in the backward) or all"}
+    for name, (values, default) in OPTIONS.items():
+        p.add_argument(f"--{name}", choices=[v for v in values if v is not None], default=None,
+                       help=f"NPU lowering: {helps[name]}" + (f" (default {default})" if default else ""))
+
+
+def lowering_options(args: argparse.Namespace, hw: "HardwareConfig") -> dict[str, str]:
+    """The lowering options given on the command line, for `hw` (only NPUs take them)."""
+    from compiler.options import OPTIONS
+
+    chosen = {name: getattr(args, name) for name in OPTIONS if getattr(args, name, None) is not None}
+    if chosen and hw.kind != "npu":
+        flags = ", ".join(f"--{k}" for k in chosen)
+        raise UsageError(f"{flags}: applies to NPU targets; {hw.name} is a {hw.kind}")
+    return chosen
 
 
 def limit_args(p: argparse.ArgumentParser) -> None:
@@ -162,11 +191,7 @@ def simulate(args: argparse.Namespace) -> int:
         if out is not None:
             check_output(out, flag)
     hw = load_hardware(args.hw)
-    options = {}
-    if args.detail != "node":
-        if hw.kind != "npu":
-            raise UsageError(f"--detail {args.detail}: applies to NPU targets; {hw.name} is a {hw.kind}")
-        options["detail"] = args.detail
+    options = lowering_options(args, hw)
     model = pipeline.prepare(args.model, dims=parse_dims(args.dim), limits=limits_of(args))
     run = pipeline.simulate(model, hw, **options)
     result, graph = run.result, run.model.graph
@@ -195,7 +220,7 @@ DEMO_PHASES = ("infer", "adapt", "meta_train")
 
 
 def run_matrix(label: str, specs: dict[tuple[str, str], "PhaseSpec"], hws: list["HardwareConfig"],
-               out: Path) -> tuple[list["Run"], dict[Path, bytes | str]]:
+               out: Path, options: dict[str, dict[str, str]] | None = None) -> tuple[list["Run"], dict[Path, bytes | str]]:
     """Export each (algorithm, phase) once and run its front end once, then lower and simulate
     it on every target. Returns the runs and the files to write (nothing is written here)."""
     from reports.compare import Run
@@ -212,7 +237,7 @@ def run_matrix(label: str, specs: dict[tuple[str, str], "PhaseSpec"], hws: list[
         files[out / "models" / f"{safe_name(algo)}_{safe_name(phase)}.onnx"] = model.SerializeToString()
         front = pipeline.prepare(model)
         for hw in hws:
-            run = pipeline.simulate(front, hw)
+            run = pipeline.simulate(front, hw, **(options or {}).get(hw.name, {}))
             print(f"[{label}]   on {hw.name}: {len(run.program.tasks)} tasks, "
                   f"{run.result.cycles:,.0f} cycles", file=sys.stderr)
             runs.append(Run(algo, phase, run.result, {"inner_steps": str(spec.inner_steps),
@@ -267,7 +292,8 @@ def compare(args: argparse.Namespace) -> int:
     # every spec is validated before the first (slow) export
     specs = {(algo, phase): phase_spec(vars(args), algo, phase) for algo in algos for phase in phases}
     trains = report.accuracy_inputs(args.accuracy, vars(args), algos, phases)
-    runs, files = run_matrix("compare", specs, hws, args.report)
+    options = {hw.name: lowering_options(args, hw) for hw in hws}
+    runs, files = run_matrix("compare", specs, hws, args.report, options)
     accuracy = report.accuracy_files(trains, runs, args.inner_steps, args.report, files)
     notes = [f"{', '.join(algos)} × {', '.join(phases)} on {', '.join(h.name for h in hws)}; "
              f"backbone {args.backbone}, way {args.way}, shot {args.shot}, query {args.query}, "

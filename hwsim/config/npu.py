@@ -20,6 +20,10 @@ class SystolicArray(Strict):
     rows: Annotated[int, Field(ge=1, le=4096)]
     cols: Annotated[int, Field(ge=1, le=4096)]
     dataflow: Annotated[Dataflow, Field(strict=False)] = Dataflow.WS
+    # MACs one PE completes per cycle at a numeric type (e.g. {bfloat16: 2, int8: 4} for a PE that
+    # splits its multiplier); a type not listed takes 1. The co-design `precision` option and
+    # `datatype` read it (docs/codesign.md).
+    macs_per_pe: dict[Datatype, Annotated[int, Field(ge=1, le=64)]] = {}
 
     @property
     def pes(self) -> int:
@@ -134,4 +138,5 @@ class NPU(Clocked, Strict):
 
     @property
     def peak_macs_per_cycle(self) -> int:
-        return self.cores * self.array.pes
+        """MACs per cycle of all arrays at their fastest numeric type."""
+        return self.cores * self.array.pes * max(self.array.macs_per_pe.values(), default=1)

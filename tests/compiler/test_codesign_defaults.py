@@ -45,13 +45,19 @@ def test_fp32_on_an_npu_without_datatype_is_the_exported_graph_itself():
     front = front_end(DATA / "conv4_train.onnx")
     hw = load_hardware("edge-npu")
     assert hw.datatype is None
-    assert lower(front, hw, precision="fp32").to_json() == lower(front, hw).to_json()
+    _same_but_recorded(lower(front, hw, precision="fp32"), lower(front, hw), "precision", "fp32")
 
 
 def test_a_precision_equal_to_the_npus_datatype_keeps_the_hardwares_rule():
     front = front_end(DATA / "conv4_train.onnx")
     hw = load_hardware("server-npu")   # bfloat16 hardware: every floating tensor in bf16
-    assert lower(front, hw, precision="bf16").to_json() == lower(front, hw).to_json()
+    _same_but_recorded(lower(front, hw, precision="bf16"), lower(front, hw), "precision", "bf16")
+
+
+def _same_but_recorded(chosen, plain, option, value):
+    """The same Program, with the option the user named recorded in its metadata."""
+    assert chosen.tasks == plain.tasks and chosen.resources == plain.resources
+    assert chosen.metadata == {**plain.metadata, f"compile.{option}": value}
 
 
 @pytest.mark.parametrize("option,value,message", [

@@ -99,7 +99,9 @@ def test_int8_is_for_inference_and_adaptation_only():
 def test_the_npus_own_datatype_wins_and_a_different_precision_is_an_error():
     front = front_end(DATA / "conv4_infer_torch.onnx")
     tpu = load_hardware("tpu-v1-like")
-    assert lower(front, tpu, precision="int8").to_json() == lower(front, tpu).to_json()
+    same, plain = lower(front, tpu, precision="int8"), lower(front, tpu)
+    assert same.tasks == plain.tasks and same.resources == plain.resources   # nothing changes but
+    assert same.metadata == {**plain.metadata, "compile.precision": "int8"}   # the record of the option
     with pytest.raises(PrecisionError) as e:
         lower(front, tpu, precision="bf16")
     assert str(e.value) == ("precision 'bf16' conflicts with tpu-v1-like's datatype 'int8' (the hardware "

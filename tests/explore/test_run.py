@@ -73,10 +73,34 @@ def test_unknown_config_path_and_compile_option_are_refused_before_any_point(tmp
     space = load_space(space_file(tmp_path, GOOD.replace("array.rows", "array.height")))
     with pytest.raises(SpaceError, match=r"hw.array.height: the base config has no field 'height'"):
         run(space, tmp_path)
-    space = load_space(space_file(tmp_path, GOOD.replace("grid:", "parameters:\n  compile.fusion: [true]\ngrid:")))
-    with pytest.raises(SpaceError, match=r"compile.fusion: the npu lowering takes no option 'fusion'"):
+    space = load_space(space_file(tmp_path, GOOD.replace("grid:", "parameters:\n  compile.tiling: [rows]\ngrid:")))
+    with pytest.raises(SpaceError, match=r"compile.tiling: the npu lowering takes no option 'tiling' \(it takes: "
+                                         r"detail, precision, fusion, halo, recompute\)"):
         run(space, tmp_path)
     assert not (tmp_path / "store").exists()
+
+
+def test_compiler_knobs_are_explored_with_the_hardware(tmp_path):
+    """Co-design: fusion and precision are space parameters like array sizes, searched together
+    with the hardware, and each point records which knob values it ran with."""
+    body = """base: edge-npu
+models:
+  - {onnx: conv4.onnx}
+parameters:
+  hw.sram.size_kib: [64, 512]
+  compile.fusion: [none, depth_first]
+  compile.precision: [fp32, bf16]
+objectives: [latency, dram_traffic]
+"""
+    summary = run(load_space(space_file(tmp_path, body)), tmp_path)
+    recs = open_store(tmp_path / "store").records
+    assert len(recs) == 8 and all(r.status == "ok" for r in recs.values())
+    traffic = {(r.params["compile.fusion"], r.params["compile.precision"], r.params["hw.sram.size_kib"]):
+               r.models["conv4"]["dram_bytes"] for r in recs.values()}
+    for kib in (64, 512):   # narrower storage and fusion each move fewer DRAM bytes
+        assert traffic[("none", "bf16", kib)] < traffic[("none", "fp32", kib)]
+        assert traffic[("depth_first", "fp32", kib)] <= traffic[("none", "fp32", kib)]
+    assert summary.front
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):

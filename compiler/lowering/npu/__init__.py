@@ -26,6 +26,7 @@ from ...precision import PRECISIONS, check_against_hardware, check_phase, numeri
 from ...recompute import RECOMPUTES, recompute as recompute_graph
 from ...workload import Workload, graph_workloads
 from .. import LOWERINGS, LoweringError
+from ...options import OPTIONS
 from .emit import DETAILS, emit
 from .memory import fusion_budget, plan_memory, stored_bytes
 from .placement import place
@@ -53,15 +54,6 @@ NOT_MODELLED_FUSED = [
     "when they would fit on chip",
 ]
 
-# The lowering options, their allowed values and defaults (the defaults give today's lowering
-# exactly: tests/compiler/test_codesign_defaults.py).
-OPTIONS = {
-    "detail": (DETAILS, "node"),
-    "precision": ((None, *PRECISIONS), None),
-    "fusion": (FUSIONS, "none"),
-    "halo": (HALOS, "cache"),
-    "recompute": (RECOMPUTES, "stash_all"),
-}
 
 
 @LOWERINGS.register("npu")
@@ -100,7 +92,11 @@ def lower_npu(graph: Graph, workloads: dict[str, Workload], hw: NPU, *, detail: 
     plan = plan_memory(graph, workloads, hw, placed, numeric, groups, halo)
     not_modelled = NOT_MODELLED if groups is None else \
         [line for line in NOT_MODELLED if not line.startswith("operator fusion")] + NOT_MODELLED_FUSED
-    return emit(plan, hw, name=graph.name, metadata=graph.metadata, not_modelled=not_modelled, detail=detail)
+    # the options a result was lowered with travel with it (reports show which knob was set)
+    chosen = {"detail": detail, "precision": precision, "fusion": fusion, "halo": halo, "recompute": recompute}
+    metadata = {**graph.metadata, **{f"compile.{k}": str(v) for k, v in chosen.items()
+                                     if v != OPTIONS[k][1]}}
+    return emit(plan, hw, name=graph.name, metadata=metadata, not_modelled=not_modelled, detail=detail)
 
 
 def check_options(**options: object) -> None:

@@ -69,10 +69,8 @@ def stored_dtype(ctx: CostContext, node: Node) -> tuple[str, str]:
 
 
 def macs_per_pe(hw: NPU, dtype: str) -> int:
-    """MACs one PE completes per cycle at `dtype`: the array's `macs_per_pe[dtype]` where the
-    config has that field (a proposed `SystolicArray` field, docs/codesign.md), else 1."""
-    table: Mapping[str, int] = getattr(hw.array, "macs_per_pe", None) or {}
-    return int(table.get(dtype, 1))
+    """MACs one PE completes per cycle at `dtype`: the array's `macs_per_pe[dtype]`, else 1."""
+    return int(hw.array.macs_per_pe.get(dtype, 1))
 
 
 @COST_RULES.register(Kind.MATMUL.value, Kind.CONV.value)

@@ -26,7 +26,7 @@ from hwsim.program import Program, ResourceSpec, Task, TaskKind
 from .plan import COMPUTED, END, STARTED, Compute, Fused, MemoryPlan, Ref, Streamed, Transfer
 from .streaming import share
 
-DETAILS = ("node", "tiles")
+from ...options import DETAILS
 
 
 def emit(plan: MemoryPlan, hw: NPU, *, name: str, metadata: dict[str, str], not_modelled: list[str],

@@ -7,7 +7,10 @@ sinusoid MLP and on Conv4-32, with scopes, through the export cache), on every N
 SimResult's JSON. Produced on the commit before the co-design options (precision, fusion,
 recompute) were added to the NPU lowering; `tests/compiler/test_codesign_defaults.py` checks that
 the default options still give these exact bytes. Regenerate only for an intended change of the
-default cost model, and say so in the commit.
+default cost model or of the JSON formats, and say so in the commit. Regenerated once at the
+merge of the options into main, whose result JSON (hardware record, per-task work, memory demand)
+and exported graphs (the new exporter) had changed since; the lowering's defaults had not (the
+options' branch checked them against the previous fingerprints before the merge).
 """
 
 from __future__ import annotations
